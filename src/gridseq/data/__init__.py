@@ -1,0 +1,1 @@
+"""Datasets: the data contract (split.py), built-in catalog, file readers, batching."""

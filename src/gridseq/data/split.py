@@ -1,0 +1,124 @@
+"""The data contract between datasets, the trainer and the CLI.
+
+A `Dataset` is three `Split`s plus a `DatasetInfo`. A split keeps its items as pre-collated tensors
+(padded along time when lengths vary), so making a batch is one gather and a trim — the loader adds
+nothing to a training step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+KINDS = ("image", "sequence", "tokens", "video", "series")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a task need to know about a dataset.
+
+    Args:
+        name: built-in name or the path it was read from.
+        kind: one of "image" (B, C, H, W), "sequence" (B, T, F), "tokens" (B, T) ids,
+            "video" (B, T, C, H, W), "series" (B, T, F) real-valued time series.
+        input_shape: one item's shape without the batch dimension, e.g. (1, 8, 8) or (40, 1);
+            the time entry is the longest length when lengths vary.
+        num_classes: K, the number of target classes.
+        class_names: K names, index i is class i.
+        variable_length: whether items have their own lengths (then splits carry `lengths`).
+        task: the task kind ("classify" here; later issues add more).
+        vocab_size: for "tokens" data, the vocabulary size.
+        preprocessing: JSON-able record of what was done to raw inputs (normalisation, resize, ...),
+            stored in run directories so `predict` prepares new inputs the same way.
+    """
+
+    name: str
+    kind: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: tuple[str, ...]
+    variable_length: bool = False
+    task: str = "classify"
+    vocab_size: int | None = None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_features(self) -> int:
+        """F for sequence data (the last entry of input_shape), C for images."""
+        return self.input_shape[-1] if self.kind in ("sequence", "series") else self.input_shape[0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind, "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes, "class_names": list(self.class_names),
+            "variable_length": self.variable_length, "task": self.task, "vocab_size": self.vocab_size,
+            "preprocessing": self.preprocessing,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DatasetInfo:
+        return cls(**{**d, "input_shape": tuple(d["input_shape"]), "class_names": tuple(d["class_names"])})
+
+
+@dataclass
+class Batch:
+    """A batch in gridseq's batch-first layout: x (B, ...), y (B,) or None, lengths (B,) int64 or None."""
+
+    x: Tensor
+    y: Tensor | None = None
+    lengths: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def to(self, device: torch.device | str) -> Batch:
+        # lengths stay on the CPU: pack_padded_sequence requires it
+        y = None if self.y is None else self.y.to(device, non_blocking=True)
+        return Batch(self.x.to(device, non_blocking=True), y, self.lengths)
+
+
+@dataclass
+class Split:
+    """One split's items as tensors.
+
+    Args:
+        x: all items, (N, ...) in the batch-first layout of the dataset's kind, padded along time
+            (dim 1) to the longest item when lengths vary.
+        y: (N,) int64 class indices.
+        lengths: (N,) int64 valid lengths, or None when every item has the full length.
+    """
+
+    x: Tensor
+    y: Tensor
+    lengths: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0] or (self.lengths is not None and self.lengths.shape[0] != self.x.shape[0]):
+            raise ValueError(f"Split: x, y and lengths must have the same first dimension, got {tuple(self.x.shape)}, {tuple(self.y.shape)}, {None if self.lengths is None else tuple(self.lengths.shape)}")
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batch(self, index: Tensor | slice) -> Batch:
+        """Gather the items at `index` into a Batch, trimming time padding to the batch's longest item."""
+        x, y = self.x[index], self.y[index]
+        if self.lengths is None:
+            return Batch(x, y, None)
+        lengths = self.lengths[index]
+        return Batch(x[:, : int(lengths.max())], y, lengths)
+
+
+@dataclass
+class Dataset:
+    """A dataset: its info and its train/val/test splits."""
+
+    info: DatasetInfo
+    train: Split
+    val: Split
+    test: Split
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "val": self.val, "test": self.test}

@@ -1,0 +1,110 @@
+"""Save and load models as data, not code: `config.json` (registry name + constructor arguments +
+format version) and `model.safetensors`. Nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_model
+from torch import nn
+
+from gridseq._atomic import atomic_write, atomic_write_json
+from gridseq.errors import CheckpointError, ConfigError
+from gridseq.models import registry
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def model_spec(model: nn.Module) -> dict:
+    """`{"name": ..., "config": {...}}` for a model built by `gridseq.models.create`."""
+    name = getattr(model, "gridseq_name", None)
+    if name is None or not dataclasses.is_dataclass(getattr(model, "config", None)):
+        raise ConfigError(
+            f"{type(model).__name__} was not built by gridseq.models.create(); only registered models can be "
+            f"saved as config + weights (for other modules use safetensors.torch.save_model directly)."
+        )
+    return {"name": name, "config": dataclasses.asdict(model.config)}
+
+
+def save(model: nn.Module, directory: str | os.PathLike, *, extra: dict | None = None) -> Path:
+    """Write `config.json` and `model.safetensors` for `model` into `directory` (created if needed).
+
+    Args:
+        model: a model built by `gridseq.models.create`.
+        directory: the run or model directory.
+        extra: more top-level sections for config.json (e.g. "data", "train"); "model" is reserved.
+    Returns:
+        The directory, as a Path.
+    """
+    from gridseq import __version__
+
+    directory = Path(directory)
+    config = {"format_version": FORMAT_VERSION, "gridseq_version": __version__, "torch_version": torch.__version__}
+    config.update(extra or {})
+    config["model"] = model_spec(model)
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_model(model, tmp))
+    atomic_write_json(directory / CONFIG_FILE, config)
+    return directory
+
+
+def read_config(directory: str | os.PathLike) -> dict:
+    """The parsed `config.json` of a saved model or run directory; CheckpointError if unusable."""
+    path = Path(directory) / CONFIG_FILE
+    if not Path(directory).is_dir():
+        raise CheckpointError(f"{directory} is not a directory; expected a saved model or run directory holding {CONFIG_FILE} and {WEIGHTS_FILE}.")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; a saved model directory holds {CONFIG_FILE} and {WEIGHTS_FILE} (written by gridseq.save or gridseq train).") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e}); the file is corrupt — re-save the model.") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "name" not in config["model"]:
+        raise CheckpointError(f"{path} has no 'model' section with a 'name'; it was not written by gridseq.save.")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format_version {version!r}; this gridseq reads format_version {FORMAT_VERSION}.")
+    return config
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file; CheckpointError if it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; expected the model weights written by gridseq.save.")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is corrupt or truncated ({e}); re-save the model or restore the file.") from None
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load a safetensors file into `model`, strictly; CheckpointError naming any mismatch."""
+    state = load_state_dict(path)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = [f"missing {missing[:5]}" if missing else "", f"unexpected {unexpected[:5]}" if unexpected else "", f"shape mismatch {wrong[:3]}" if wrong else ""]
+        raise CheckpointError(f"{path} does not match the model in config.json: {'; '.join(p for p in parts if p)}.")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def load(directory: str | os.PathLike) -> nn.Module:
+    """Rebuild a model saved by `gridseq.save` (or a `gridseq train` run directory), in eval mode."""
+    config = read_config(directory)
+    spec = config["model"]
+    try:
+        model = registry.create(spec["name"], **spec.get("config", {}))
+    except ConfigError as e:
+        raise CheckpointError(f"{Path(directory) / CONFIG_FILE} describes a model this gridseq cannot build: {e}") from None
+    return load_weights(model, Path(directory) / WEIGHTS_FILE).eval()

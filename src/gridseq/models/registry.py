@@ -1,0 +1,130 @@
+"""The model registry: names → (model class, config class, defaults), so the CLI and saved configs build
+models by name.
+
+A model family is a `torch.nn.Module` whose constructor takes one frozen config dataclass
+(`Model.Config`) that validates itself in `__post_init__`. Each registered name is a family plus
+default arguments, e.g. "lstm" = RNNModel with mode="lstm".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from gridseq._validation import did_you_mean
+from gridseq.errors import ConfigError
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model name.
+
+    Args:
+        name: the registry name, e.g. "lstm".
+        model_cls: the nn.Module family; its constructor takes `model_cls.Config`.
+        description: one line for `gridseq models`.
+        kinds: data kinds the model accepts ("image", "sequence", "tokens", "video", "series").
+        defaults: arguments that make this name what it is (e.g. mode="gru").
+        from_info: maps a dataset's `DatasetInfo` to the constructor arguments that depend on the data
+            (input size or shape, number of classes, vocabulary), so `create_for(name, info)` works.
+    """
+
+    name: str
+    model_cls: type[nn.Module]
+    description: str
+    kinds: tuple[str, ...]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    from_info: Callable[[Any], dict[str, Any]] | None = None
+
+    @property
+    def config_cls(self) -> type:
+        return self.model_cls.Config
+
+
+_entries: dict[str, ModelEntry] = {}
+
+
+def register(
+    name: str,
+    model_cls: type[nn.Module],
+    *,
+    description: str,
+    kinds: tuple[str, ...],
+    defaults: dict[str, Any] | None = None,
+    from_info: Callable[[Any], dict[str, Any]] | None = None,
+) -> ModelEntry:
+    """Register `name`; a second registration of the same name replaces the first, with a warning."""
+    if name in _entries:
+        _logger.warning("overwriting model %r in the registry with %s", name, model_cls.__qualname__)
+    entry = ModelEntry(name, model_cls, description, tuple(kinds), dict(defaults or {}), from_info)
+    _entries[name] = entry
+    return entry
+
+
+def names() -> list[str]:
+    """All registered model names, sorted."""
+    return sorted(_entries)
+
+
+def entry(name: str) -> ModelEntry:
+    """The registry entry for `name`; ConfigError naming the valid choices if there is none."""
+    key = name.lower() if isinstance(name, str) else name
+    if key not in _entries:
+        raise ConfigError(
+            f"unknown model {name!r}.{did_you_mean(name, _entries)} Valid models: {', '.join(names())} "
+            f"(see gridseq.models.names() or `gridseq models`)."
+        )
+    return _entries[key]
+
+
+def build_config(name: str, **kwargs):
+    """The validated config for `name` with `kwargs` over the entry's defaults (None values dropped)."""
+    e = entry(name)
+    fields = {f.name: f for f in dataclasses.fields(e.config_cls)}
+    params = {**e.defaults, **{k: v for k, v in kwargs.items() if v is not None}}
+    unknown = [k for k in params if k not in fields]
+    if unknown:
+        hint = did_you_mean(unknown[0], fields)
+        raise ConfigError(
+            f"unknown argument {unknown[0]!r} for model {e.name!r}.{hint} Valid arguments: {', '.join(fields)}."
+        )
+    required = [
+        f for f, spec in fields.items()
+        if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING and f not in params
+    ]
+    if required:
+        raise ConfigError(f"model {e.name!r} needs {', '.join(required)}; pass {required[0]}=... to create().")
+    return e.config_cls(**params)
+
+
+def create(name: str, **kwargs) -> nn.Module:
+    """Build the registered model `name`; keyword arguments override its defaults.
+
+    Example:
+        >>> import torch
+        >>> create("cnn", input_shape=(1, 28, 28), num_classes=10)(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+    """
+    config = build_config(name, **kwargs)
+    model = entry(name).model_cls(config)
+    model.gridseq_name = entry(name).name  # what save() writes, so load() rebuilds the same thing
+    return model
+
+
+def create_for(name: str, info, **overrides) -> nn.Module:
+    """Build `name` for a dataset: its `info` fills input size/shape and classes; `overrides` win."""
+    e = entry(name)
+    if info.kind not in e.kinds:
+        raise ConfigError(
+            f"model {e.name!r} takes {' or '.join(e.kinds)} data, but dataset {info.name!r} is {info.kind} data; "
+            f"models for {info.kind} data: {', '.join(n for n in names() if info.kind in _entries[n].kinds)}."
+        )
+    from_data = e.from_info(info) if e.from_info else {}
+    return create(name, **{**from_data, **overrides})

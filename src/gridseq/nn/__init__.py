@@ -1,0 +1,1 @@
+"""Building blocks, each a torch.nn.Module: recurrent cells and layers, conv blocks."""

@@ -1,0 +1,225 @@
+"""Layout checks used by every public entry point.
+
+gridseq is batch first, always:
+
+    images      (B, C, H, W)        float
+    sequences   (B, T, F)           float
+    token ids   (B, T)              int64
+    video       (B, T, C, H, W)     float
+    lengths     (B,)                int64, 1 <= lengths <= T
+
+Each check returns the (possibly cleaned) tensors and, on a mismatch, raises `ShapeError` naming
+what came, what was expected and the likely fix — the (time, batch, feature) transposition, a
+missing batch dimension, a channels-last image, bad lengths, float ids, NaN/Inf.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gridseq.errors import ShapeError
+
+
+def _shape(x: Tensor) -> tuple[int, ...]:
+    return tuple(x.shape)
+
+
+def _require_tensor(x, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise ShapeError(f"{name} must be a torch.Tensor, got {type(x).__name__}; convert it with torch.as_tensor({name}).")
+    return x
+
+
+def check_finite(x: Tensor, name: str = "x") -> Tensor:
+    """Raise ShapeError if a float tensor holds NaN or Inf (they would silently poison training)."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise ShapeError(
+            f"{name} contains {n_nan} NaN and {n_inf} Inf values; expected finite numbers. "
+            f"Fill or drop missing values first (e.g. torch.nan_to_num({name}))."
+        )
+    return x
+
+
+def _check_float(x: Tensor, name: str, expected: str) -> None:
+    if not x.is_floating_point():
+        raise ShapeError(
+            f"expected {name} of shape {expected} as a float tensor, got dtype {x.dtype}; "
+            f"convert with {name}.float() (token ids go to a model built with vocab_size=...)."
+        )
+
+
+def check_lengths(lengths: Tensor | None, batch: int, time: int, *, name: str = "lengths") -> Tensor | None:
+    """Check per-sequence lengths `(B,)` against a batch of B sequences padded to T steps.
+
+    Returns the lengths as an int64 CPU tensor (what `pack_padded_sequence` needs), or None.
+    """
+    if lengths is None:
+        return None
+    lengths = _require_tensor(lengths, name)
+    if lengths.dim() != 1:
+        raise ShapeError(f"expected {name} of shape (B,) = ({batch},), got {_shape(lengths)}; pass one length per sequence.")
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise ShapeError(f"expected {name} as integers (int64), got dtype {lengths.dtype}; use {name}.long().")
+    if lengths.shape[0] != batch:
+        raise ShapeError(
+            f"{name} has {lengths.shape[0]} entries but the batch holds B={batch} sequences; "
+            f"expected {name} of shape (B,) = ({batch},)."
+        )
+    lengths = lengths.to(device="cpu", dtype=torch.int64)
+    if batch and int(lengths.min()) < 1:
+        raise ShapeError(
+            f"{name} must be >= 1, got a length of {int(lengths.min())}; drop empty sequences before batching."
+        )
+    if batch and int(lengths.max()) > time:
+        raise ShapeError(
+            f"{name} must be <= T={time} (the padded time dimension, dim 1 of (B, T, ...)), got a length of "
+            f"{int(lengths.max())}; check that x is (batch, time, ...) and that lengths belong to this batch."
+        )
+    return lengths
+
+
+def _transposed_hint(x: Tensor, lengths: Tensor | None) -> str | None:
+    """If `lengths` fits dim 0 as time and dim 1 as batch, x is almost surely (T, B, ...)."""
+    if lengths is None or not isinstance(lengths, Tensor) or lengths.dim() != 1 or x.dim() < 2:
+        return None
+    t, b = x.shape[0], x.shape[1]
+    if lengths.shape[0] == b != t and lengths.numel() and int(lengths.max()) <= t:
+        return (
+            f"got {_shape(x)} with {b} lengths; this looks like (time, batch, ...) — gridseq expects "
+            f"(batch, time, ...): pass x.transpose(0, 1)."
+        )
+    return None
+
+
+def check_sequence(
+    x: Tensor, lengths: Tensor | None = None, *, features: int | None = None, name: str = "x"
+) -> tuple[Tensor, Tensor | None]:
+    """Check a float sequence batch `(B, T, F)` (F = `features` if given) and its lengths."""
+    x = _require_tensor(x, name)
+    hint = _transposed_hint(x, lengths)
+    if hint:
+        raise ShapeError(hint)
+    f = "F" if features is None else str(features)
+    expected = f"(B, T, {f})"
+    if x.dim() == 2 and (features is None or x.shape[-1] == features):
+        raise ShapeError(
+            f"expected {name} of shape {expected}, got {_shape(x)}: the batch dimension is missing; "
+            f"for one sequence pass {name}.unsqueeze(0)."
+        )
+    if x.dim() == 2 and features == 1:
+        raise ShapeError(
+            f"expected {name} of shape (B, T, 1), got {_shape(x)}: univariate series need a feature "
+            f"dimension; pass {name}.unsqueeze(-1)."
+        )
+    if x.dim() != 3:
+        raise ShapeError(f"expected {name} of shape {expected} (batch, time, features), got {x.dim()}D {_shape(x)}.")
+    _check_float(x, name, expected)
+    if features is not None and x.shape[2] != features:
+        if x.shape[1] == features:
+            fix = f"this looks like (batch, features, time): pass {name}.transpose(1, 2)."
+        else:
+            fix = "the model was built for a different number of features."
+        raise ShapeError(f"expected {name} of shape (B, T, {features}) with F={features} (input_size), got {_shape(x)}; {fix}")
+    check_finite(x, name)
+    return x, check_lengths(lengths, x.shape[0], x.shape[1])
+
+
+def check_tokens(
+    x: Tensor, lengths: Tensor | None = None, *, vocab_size: int | None = None, name: str = "x"
+) -> tuple[Tensor, Tensor | None]:
+    """Check a batch of token ids `(B, T)` int64 (every id < `vocab_size` if given) and its lengths."""
+    x = _require_tensor(x, name)
+    if x.is_floating_point():
+        raise ShapeError(
+            f"expected {name} as int64 token ids of shape (B, T), got dtype {x.dtype} {_shape(x)}; "
+            f"token ids must be integers ({name}.long()) — or, if these are real-valued features, "
+            f"build the model with input_size=... instead of vocab_size."
+        )
+    hint = _transposed_hint(x, lengths)
+    if hint:
+        raise ShapeError(hint)
+    if x.dim() == 1:
+        raise ShapeError(
+            f"expected {name} of shape (B, T) token ids, got {_shape(x)}: the batch dimension is missing; "
+            f"for one sequence pass {name}.unsqueeze(0)."
+        )
+    if x.dim() != 2:
+        raise ShapeError(f"expected {name} of shape (B, T) token ids, got {x.dim()}D {_shape(x)}.")
+    if x.numel() and (int(x.min()) < 0 or (vocab_size is not None and int(x.max()) >= vocab_size)):
+        raise ShapeError(
+            f"token ids must lie in [0, vocab_size={vocab_size}), got ids from {int(x.min())} to {int(x.max())}; "
+            f"encode the text with the vocabulary the model was built with."
+        )
+    return x.long(), check_lengths(lengths, x.shape[0], x.shape[1])
+
+
+def check_image(x: Tensor, *, channels: int | None = None, size: tuple[int, int] | None = None, name: str = "x") -> Tensor:
+    """Check an image batch `(B, C, H, W)` (C = `channels`, (H, W) = `size` if given)."""
+    x = _require_tensor(x, name)
+    c = "C" if channels is None else str(channels)
+    hw = "H, W" if size is None else f"{size[0]}, {size[1]}"
+    expected = f"(B, {c}, {hw})"
+    if x.dim() == 3 and (channels is None or x.shape[0] == channels):
+        raise ShapeError(
+            f"expected {name} of shape {expected}, got {_shape(x)}: the batch dimension is missing; "
+            f"for one image pass {name}.unsqueeze(0)."
+        )
+    if x.dim() == 3 and channels is not None and x.shape[-1] == channels:
+        raise ShapeError(
+            f"expected {name} of shape {expected}, got {_shape(x)}: this looks like one channels-last (H, W, C) "
+            f"image; pass {name}.permute(2, 0, 1).unsqueeze(0)."
+        )
+    if x.dim() == 3 and channels == 1:
+        raise ShapeError(
+            f"expected {name} of shape {expected}, got {_shape(x)}: grayscale images need a channel dimension; "
+            f"pass {name}.unsqueeze(1)."
+        )
+    if x.dim() != 4:
+        raise ShapeError(f"expected {name} of shape {expected} (batch, channels, height, width), got {x.dim()}D {_shape(x)}.")
+    _check_float(x, name, expected)
+    if channels is not None and x.shape[1] != channels:
+        if x.shape[-1] == channels:
+            fix = f"this looks like channels-last (B, H, W, C): pass {name}.permute(0, 3, 1, 2)."
+        else:
+            fix = f"the model was built for {channels} channels."
+        raise ShapeError(f"expected {name} of shape {expected}, got {_shape(x)}; {fix}")
+    if size is not None and tuple(x.shape[2:]) != tuple(size):
+        raise ShapeError(
+            f"expected {name} of shape {expected}, got {_shape(x)}: the model takes {size[0]}x{size[1]} images; "
+            f"resize them (fully convolutional models such as 'fcn' take any size)."
+        )
+    check_finite(x, name)
+    return x
+
+
+def check_video(
+    x: Tensor, lengths: Tensor | None = None, *, channels: int | None = None, name: str = "x"
+) -> tuple[Tensor, Tensor | None]:
+    """Check a video batch `(B, T, C, H, W)` and its per-video frame counts."""
+    x = _require_tensor(x, name)
+    c = "C" if channels is None else str(channels)
+    expected = f"(B, T, {c}, H, W)"
+    if x.dim() == 4 and (channels is None or x.shape[1] == channels):
+        raise ShapeError(
+            f"expected {name} of shape {expected}, got {_shape(x)}: the batch dimension is missing; "
+            f"for one video pass {name}.unsqueeze(0)."
+        )
+    if x.dim() != 5:
+        raise ShapeError(f"expected {name} of shape {expected} (batch, time, channels, height, width), got {x.dim()}D {_shape(x)}.")
+    hint = _transposed_hint(x, lengths)
+    if hint:
+        raise ShapeError(hint)
+    _check_float(x, name, expected)
+    if channels is not None and x.shape[2] != channels:
+        if x.shape[-1] == channels:
+            fix = f"this looks like channels-last frames (B, T, H, W, C): pass {name}.permute(0, 1, 4, 2, 3)."
+        elif x.shape[1] == channels:
+            fix = f"this looks like (B, C, T, H, W): pass {name}.transpose(1, 2)."
+        else:
+            fix = f"the model was built for {channels} channels."
+        raise ShapeError(f"expected {name} of shape {expected}, got {_shape(x)}; {fix}")
+    check_finite(x, name)
+    return x, check_lengths(lengths, x.shape[0], x.shape[1])

@@ -1,1 +1,5 @@
 """Building blocks, each a torch.nn.Module: recurrent cells and layers, conv blocks."""
+
+from gridseq.nn.cells import ElmanCell, GRUCell, LSTMCell
+from gridseq.nn.recurrent import Recurrent
+from gridseq.nn.sequence import final_features, last_valid, length_mask, masked_max, masked_mean

@@ -1,0 +1,117 @@
+"""The catalog of built-in datasets: names → loader functions plus static metadata.
+
+A built-in is a function `loader(seed, view, **options) -> Dataset` decorated with `@register_dataset`,
+which records what `gridseq datasets` shows (sizes, classes, kinds) without generating any data:
+
+    @register_dataset("digits", kind="image", views=("image", "sequence"), sizes=(1294, 144, 359),
+                      num_classes=10, description="1,797 real 8x8 handwritten digits (scikit-learn)")
+    def digits(seed: int, view: str) -> Dataset: ...
+
+Modules holding built-ins are listed in `MODULES` and imported on first lookup, so `import gridseq`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gridseq._validation import did_you_mean
+from gridseq.errors import DataError
+
+_logger = logging.getLogger(__name__)
+
+MODULES = ("gridseq.data.builtin",)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One built-in dataset.
+
+    Args:
+        name: the catalog name (lower case).
+        loader: `loader(seed, view, **options) -> Dataset`.
+        kind: the natural kind of its items ("image", "sequence", ...).
+        views: the kinds it can be loaded as; the first is the default.
+        sizes: (train, val, test) item counts.
+        num_classes: K.
+        variable_length: whether items have different lengths.
+        description: one line for `gridseq datasets`.
+    """
+
+    name: str
+    loader: Callable[..., Any]
+    kind: str
+    views: tuple[str, ...]
+    sizes: tuple[int, int, int]
+    num_classes: int
+    variable_length: bool
+    description: str
+
+    def record(self) -> dict[str, Any]:
+        """A row of the `gridseq datasets` table (JSON-able)."""
+        train, val, test = self.sizes
+        return {
+            "name": self.name, "kind": self.kind, "views": list(self.views), "train": train, "val": val,
+            "test": test, "num_classes": self.num_classes, "variable_length": self.variable_length,
+            "description": self.description,
+        }
+
+
+_entries: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(
+    name: str,
+    *,
+    kind: str,
+    sizes: tuple[int, int, int],
+    num_classes: int,
+    description: str,
+    views: tuple[str, ...] | None = None,
+    variable_length: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register the decorated loader under `name` (a second registration replaces the first)."""
+
+    def decorate(loader: Callable[..., Any]) -> Callable[..., Any]:
+        key = name.lower()
+        if key in _entries:
+            _logger.warning("overwriting dataset %r in the catalog with %s", key, loader.__qualname__)
+        _entries[key] = DatasetEntry(
+            key, loader, kind, tuple(views or (kind,)), tuple(sizes), num_classes, variable_length, description
+        )
+        return loader
+
+    return decorate
+
+
+def _ensure_loaded() -> None:
+    for module in MODULES:
+        importlib.import_module(module)
+
+
+def names() -> list[str]:
+    """All built-in dataset names, sorted."""
+    _ensure_loaded()
+    return sorted(_entries)
+
+
+def find(name: str) -> DatasetEntry | None:
+    """The entry for `name` (case-insensitive), or None."""
+    _ensure_loaded()
+    return _entries.get(name.lower())
+
+
+def entry(name: str) -> DatasetEntry:
+    """The entry for `name`; DataError with the closest name and the full list if there is none."""
+    found = find(name)
+    if found is None:
+        raise DataError(
+            f"unknown dataset {name!r}.{did_you_mean(name.lower(), _entries)} Built-in datasets: "
+            f"{', '.join(names())}; or pass a path to an image folder, a .npz or a .csv file "
+            f"(see gridseq.datasets.names() or `gridseq datasets`)."
+        )
+    return found

@@ -1,0 +1,109 @@
+"""gridseq.datasets: built-in datasets and your own files, loaded as train/val/test splits of tensors.
+
+    >>> import gridseq.datasets as gd
+    >>> ds = gd.load("digits", seed=0)
+    >>> ds.info.kind, tuple(ds.train.x.shape)
+    ('image', (1294, 1, 8, 8))
+    >>> tuple(gd.load("digits", view="sequence").train.x.shape)  # 8 rows of 8 pixels
+    (1294, 8, 8)
+
+`load` takes a built-in name (see `names()`, case-insensitive) or a path: a folder of images (one
+sub-folder per class), a `.npz` or a `.csv` of sequences. Nothing is ever downloaded. The test split
+never depends on `seed`; the validation split does. See docs/datasets.md for the file formats.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gridseq._validation import check_positive_int, did_you_mean
+from gridseq.data import catalog
+from gridseq.data.csv_reader import load_csv
+from gridseq.data.image_folder import load_image_folder
+from gridseq.data.prepare import prepare_inputs
+from gridseq.data.readers import load_npz
+from gridseq.data.sampler import BatchSampler, iterate
+from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
+from gridseq.data.transforms import check_view
+from gridseq.errors import ConfigError, DataError
+
+__all__ = [
+    "names", "load", "describe", "prepare_inputs", "BatchSampler", "iterate",
+    "Dataset", "DatasetInfo", "Split", "Batch",
+]
+
+# file suffix -> (reader, layout of its items); a folder is an image folder
+FILE_READERS: dict[str, tuple[Callable[..., Dataset], str]] = {".npz": (load_npz, "sequence"), ".csv": (load_csv, "sequence")}
+
+
+def names() -> list[str]:
+    """The built-in dataset names, sorted."""
+    return catalog.names()
+
+
+def describe() -> list[dict[str, Any]]:
+    """One record per built-in for the `gridseq datasets` table, from static metadata (nothing is generated).
+
+    Returns:
+        Dicts with name, kind, views, train, val, test, num_classes, variable_length, description.
+    """
+    return [catalog.entry(n).record() for n in names()]
+
+
+def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = None, **options) -> Dataset:
+    """Load a built-in dataset or a data file/folder as a `Dataset` (info + train/val/test splits).
+
+    Args:
+        name_or_path: a built-in name (case-insensitive; a built-in wins over a folder of the same name:
+            write ./digits for the folder), or a path to an image folder, a .npz or a .csv file.
+        seed: seeds the validation split; the test split is fixed. Default: 0.
+        view: "image" or "sequence" (an image as a sequence of its rows: T = H, F = C·W). Default: the
+            data's own kind.
+        **options: reader options — image folders: image_size=(H, W), channels=1|3, grayscale=True;
+            CSV: csv_format, label_column, id_column, time_column, length_column, feature_columns.
+    Returns:
+        The Dataset; `dataset.info.preprocessing` records how raw inputs were prepared.
+    Raises:
+        DataError: an unknown name (with the closest match and the list), a missing path, an unreadable file.
+        ConfigError: an unknown option or view, a bad seed.
+    """
+    seed = check_positive_int(seed, "seed", minimum=0)
+    if isinstance(name_or_path, str) and not _looks_like_path(name_or_path):
+        found = catalog.find(name_or_path)
+        if found is None and not os.path.exists(name_or_path):
+            catalog.entry(name_or_path)  # raises DataError with did-you-mean and the list
+        if found is not None:
+            view = check_view(view, found.kind, found.name)
+            return _call(found.loader, f"dataset {found.name!r}", options, seed, view)
+    path = Path(name_or_path)
+    if not path.exists():
+        raise DataError(f"no such file or folder: {path}; pass a built-in name ({', '.join(names())}) or an existing path.")
+    if path.is_dir():
+        reader, layout = load_image_folder, "image"
+    elif path.suffix.lower() in FILE_READERS:
+        reader, layout = FILE_READERS[path.suffix.lower()]
+    else:
+        raise DataError(
+            f"cannot read {path}: unsupported file type {path.suffix or '(none)'!r}; expected a folder of images "
+            f"(one sub-folder per class), a .npz or a .csv file."
+        )
+    view = check_view(view, layout, str(path))
+    return _call(reader, str(path), options, path, seed, view)
+
+
+def _looks_like_path(text: str) -> bool:
+    return any(sep in text for sep in ("/", "\\", os.sep)) or Path(text).suffix.lower() in FILE_READERS
+
+
+def _call(reader: Callable[..., Dataset], what: str, options: dict[str, Any], *args) -> Dataset:
+    """`reader(*args, **options)`, after checking the options against the reader's keyword-only arguments."""
+    valid = [p.name for p in inspect.signature(reader).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        accepted = f"valid options: {', '.join(valid)}" if valid else "it takes no options"
+        raise ConfigError(f"unknown option {unknown[0]!r} for {what}.{did_you_mean(unknown[0], valid)} ({accepted}).")
+    return reader(*args, **options)

@@ -1,0 +1,145 @@
+"""The Task interface: what turns a model's output into a loss, metrics and predictions.
+
+The trainer only ever talks to a `Task`, never to a model family, so a new kind of problem (tagging,
+forecasting, segmentation, seq2seq) is a new `Task` subclass registered here — the training loop does
+not change. A task says which model topologies can serve it, how to call the model on a `Batch`,
+its loss, a metric accumulator, its primary metric and whether higher is better.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from gridseq._validation import did_you_mean
+from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.errors import ConfigError
+
+_logger = logging.getLogger(__name__)
+
+
+class Metrics(ABC):
+    """Accumulates a task's metrics over batches; `compute()` gives the totals.
+
+    Accumulators keep their running sums as tensors on the model's device, so updating them costs
+    no host↔device sync; only `compute()` reads them back. `state_dict()` / `load_state_dict()`
+    (tensors only) let a checkpoint resume a half-finished epoch exactly.
+    """
+
+    @abstractmethod
+    def update(self, output: Tensor, batch: Batch, loss: Tensor) -> None:
+        """Add one batch: the model `output`, the `batch` it came from and its mean `loss`."""
+
+    @abstractmethod
+    def compute(self) -> dict[str, float]:
+        """The metrics over every batch seen so far, by their snake_case names."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Tensor]:
+        """The running sums as tensors (for checkpoints)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore the running sums saved by `state_dict()` (already on the device to accumulate on)."""
+
+
+class Task(ABC):
+    """One kind of problem: loss, metrics, prediction and the model topologies that can serve it.
+
+    Subclasses set the class attributes and implement `loss`, `metrics` and `predict`.
+
+    Attributes:
+        name: the registry name, the same string as `DatasetInfo.task` ("classify", ...).
+        topologies: model topologies that produce the output this task needs.
+        primary: the metric that picks the best epoch and drives early stopping.
+        higher_is_better: whether a larger `primary` is better (accuracy) or worse (loss, mae).
+    """
+
+    name: ClassVar[str]
+    topologies: ClassVar[tuple[str, ...]]
+    primary: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+
+    def __init__(self, info: DatasetInfo | None = None):
+        self.info = info
+
+    def forward(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Run `model` on `batch`; lengths are passed only when the batch has them."""
+        return model(batch.x) if batch.lengths is None else model(batch.x, batch.lengths)
+
+    @abstractmethod
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+        """The mean loss of `output` against `batch.y`, a scalar tensor with a gradient."""
+
+    @abstractmethod
+    def metrics(self) -> Metrics:
+        """A fresh, empty metric accumulator."""
+
+    @abstractmethod
+    def predict(self, output: Tensor) -> Any:
+        """Decode model output into predictions (for classify: labels and probabilities)."""
+
+    def check_split(self, split: Split, name: str) -> None:
+        """Raise DataError if `split`'s targets cannot be used by this task. Default: accept."""
+
+    def is_better(self, value: float, best: float | None) -> bool:
+        """Whether `value` of the primary metric beats `best` (None = nothing yet); NaN never does."""
+        if math.isnan(value):
+            return False
+        if best is None:
+            return True
+        return value > best if self.higher_is_better else value < best
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON-able summary stored in a run directory's config.json."""
+        return {"name": self.name, "primary": self.primary, "higher_is_better": self.higher_is_better}
+
+
+_tasks: dict[str, type[Task]] = {}
+
+
+def register(task_cls: type[Task]) -> type[Task]:
+    """Register a Task subclass under its `name` (usable as a class decorator)."""
+    if task_cls.name in _tasks:
+        _logger.warning("overwriting task %r with %s", task_cls.name, task_cls.__qualname__)
+    _tasks[task_cls.name] = task_cls
+    return task_cls
+
+
+def names() -> list[str]:
+    """All registered task names, sorted."""
+    return sorted(_tasks)
+
+
+def get(name: str, info: DatasetInfo | None = None) -> Task:
+    """The task `name` for a dataset with `info`; ConfigError naming the valid tasks otherwise."""
+    if name not in _tasks:
+        raise ConfigError(f"unknown task {name!r}.{did_you_mean(name, _tasks)} Known tasks: {', '.join(names())}.")
+    return _tasks[name](info)
+
+
+def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
+    """The task for a dataset (`info.task`), checked against `model`'s topology.
+
+    A model without a `topology` attribute (a plain nn.Module) is trusted to produce the right output;
+    the task's loss still checks the output's shape.
+
+    Raises:
+        ConfigError: the task is unknown, or the model's topology cannot serve it (e.g. a
+            many-to-many model, one output per step, on a classify dataset, one label per item).
+    """
+    task = get(info.task, info)
+    topology = getattr(model, "topology", None)
+    if topology is not None and topology not in task.topologies:
+        model_name = getattr(model, "gridseq_name", type(model).__name__)
+        raise ConfigError(
+            f"model {model_name!r} is {topology} (one output per "
+            f"{'step' if topology == 'many-to-many' else 'item'}), but task {task.name!r} on dataset "
+            f"{info.name!r} needs a {' or '.join(task.topologies)} model. Pick a model of that topology "
+            f"(see gridseq.models.names())."
+        )
+    return task

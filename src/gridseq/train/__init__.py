@@ -1,0 +1,10 @@
+"""Training: `fit`, `evaluate`, checkpoints and resume, progress, run directories.
+
+    >>> from gridseq.train import fit, evaluate, FitResult
+"""
+
+from gridseq.train.callbacks import Callback, TrainState
+from gridseq.train.run_dir import open_run, read_history
+from gridseq.train.trainer import FitResult, evaluate, fit, resolve_device, seed_everything
+
+__all__ = ["Callback", "FitResult", "TrainState", "evaluate", "fit", "open_run", "read_history", "resolve_device", "seed_everything"]

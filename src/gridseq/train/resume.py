@@ -1,0 +1,85 @@
+"""What a checkpoint holds, so that a run killed at any step and resumed ends with exactly the same
+weights as the same run left alone (bit for bit on CPU).
+
+That needs everything the rest of the run depends on: model and optimizer state, the scheduler,
+the position (epoch, step in epoch, global step), the best weights and metric so far, the early-
+stopping counter, the history, the half-epoch's metric sums and timings, and the random generators
+(dropout draws from torch's). The batch order needs nothing: the sampler's order is a pure function
+of (seed, epoch, rank, world size), so a resumed epoch recreates it and skips the finished batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from gridseq.tasks import Metrics, Task
+from gridseq.train.checkpoint import capture_rng
+
+if TYPE_CHECKING:
+    from gridseq.train.trainer import _Trainer
+
+# fit arguments that shape the run's trajectory: a resume must use the same
+_TRAJECTORY = ("batch_size", "optimizer", "scheduler", "seed")
+
+
+@dataclass
+class TrainerState:
+    """The trainer's own bookkeeping beyond `TrainState` (which callbacks see)."""
+
+    train_metrics: Metrics
+    best_state: dict[str, Tensor] | None = None  # CPU copy of the best weights
+    bad_epochs: int = 0  # epochs since the best one, for early stopping
+    stopped: bool = False  # early stopping (or a callback) ended the run
+    train_seconds: float = 0.0  # finished epochs, training + validation
+    step_seconds: float = 0.0  # finished epochs, optimizer steps only
+    samples: int = 0  # finished epochs, training items
+    epoch_seconds: float = 0.0  # the current epoch so far
+    epoch_step_seconds: float = 0.0
+    epoch_samples: int = 0
+    last_checkpoint: tuple[int, int] | None = field(default=None)  # (epoch, step) of the last one written
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "train_metrics": self.train_metrics.state_dict(), "best_state": self.best_state,
+            "bad_epochs": self.bad_epochs, "stopped": self.stopped, "train_seconds": self.train_seconds,
+            "step_seconds": self.step_seconds, "samples": self.samples, "epoch_seconds": self.epoch_seconds,
+            "epoch_step_seconds": self.epoch_step_seconds, "epoch_samples": self.epoch_samples,
+        }
+
+    def load(self, saved: dict[str, Any], task: Task, device: torch.device) -> None:
+        self.train_metrics = task.metrics()
+        self.train_metrics.load_state_dict({k: v.to(device) for k, v in saved["train_metrics"].items()})
+        for name in ("best_state", "bad_epochs", "stopped", "train_seconds", "step_seconds", "samples",
+                     "epoch_seconds", "epoch_step_seconds", "epoch_samples"):
+            setattr(self, name, saved[name])
+
+
+def fingerprint(args: dict[str, Any], train_items: int, steps_per_epoch: int, world_size: int) -> dict[str, Any]:
+    """The settings a resumed run must share with the original (epochs may grow, except under
+    schedules whose horizon is the whole run)."""
+    fp = {k: args[k] for k in _TRAJECTORY}
+    fp.update(train_items=train_items, steps_per_epoch=steps_per_epoch, world_size=world_size)
+    if args["scheduler"] in ("cosine", "onecycle"):
+        fp["epochs"] = args["epochs"]
+    return fp
+
+
+def snapshot(trainer: _Trainer, epoch: int, step: int) -> dict[str, Any]:
+    """The full checkpoint of `trainer`, positioned to continue at (`epoch`, `step`)."""
+    st = trainer.st
+    return {
+        "position": {"epoch": epoch, "step": step, "global_step": st.global_step},
+        "fingerprint": trainer.fingerprint,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+        "history": st.history,
+        "best_metric": st.best_metric,
+        "best_epoch": st.best_epoch,
+        "trainer": trainer.ts.to_json(),
+        "rng": capture_rng(),
+    }

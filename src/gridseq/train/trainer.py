@@ -1,0 +1,480 @@
+"""`fit` and `evaluate`: the training loop.
+
+Boilerplate that applies to any model (minGPT's trainer is the model): the loop talks to a `Task`
+for loss and metrics and to callbacks for everything else, and knows nothing about CNNs or RNNs
+beyond the gradient-clipping default.
+
+One epoch: the training split in the sampler's order (a pure function of seed, epoch and rank), an
+optimizer step per batch, validation, best-weights bookkeeping, history, a checkpoint. At the end the
+best weights (by the validation primary metric) are restored and the test split is evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gridseq import tasks
+from gridseq._validation import check_choice, check_positive_int
+from gridseq.data.split import Dataset, DatasetInfo, Split
+from gridseq.errors import ConfigError, DataError, GridseqError
+from gridseq.io import model_spec
+from gridseq.train import distributed, optim
+from gridseq.train.callbacks import CallbackList, TensorBoardLogger, TrainState
+from gridseq.train.checkpoint import restore_rng
+from gridseq.train.progress import progress_for
+from gridseq.train.resume import TrainerState, fingerprint, snapshot
+from gridseq.train.run_dir import TENSORBOARD_DIR, RunDir, versions
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FitResult:
+    """What `fit` returns.
+
+    Attributes:
+        history: one record per finished epoch: `epoch`, `train_<metric>`, `val_<metric>`, `lr`,
+            `seconds`, `samples_per_second`.
+        best_epoch: the epoch (1-based) whose weights the model now holds.
+        val: that epoch's validation metrics, e.g. {"loss": ..., "accuracy": ..., "macro_f1": ...}.
+        test: the test metrics of the best weights ({} when the test split is empty).
+        train_seconds: wall time of all epochs (training and validation), summed over resumes.
+        samples_per_second: training items per second of optimizer-step time.
+        run_dir: the run directory, or None.
+        stopped_early: whether early stopping (or a callback) ended the run before `epochs`.
+    """
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    val: dict[str, float]
+    test: dict[str, float]
+    train_seconds: float
+    samples_per_second: float
+    run_dir: Path | None = None
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's `random`, NumPy and torch (CPU and every GPU).
+
+    `fit(seed=...)` calls it; call it yourself before building a model to make its initial weights
+    reproducible too.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" → CUDA when available, else CPU; anything else as torch understands it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r} ({e}).") from None
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _eval_order(split: Split, batch_size: int) -> Iterator[Tensor]:
+    # sorted by length, so variable-length batches carry little padding; metrics ignore order
+    order = torch.argsort(split.lengths, stable=True) if split.lengths is not None else torch.arange(len(split))
+    yield from (index for index in order.split(batch_size) if len(index))
+
+
+def _resolve_task(task: tasks.Task | str | None, info: DatasetInfo | None, model: nn.Module) -> tasks.Task:
+    if isinstance(task, tasks.Task):
+        return task
+    if isinstance(task, str):
+        return tasks.get(task, info)
+    return tasks.for_data(info, model) if info is not None else tasks.get("classify")
+
+
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    *,
+    info: DatasetInfo | None = None,
+    task: tasks.Task | str | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """The task's metrics of `model` on `split` (eval mode, no gradients, on the model's device).
+
+    Args:
+        model: any model whose output suits the task.
+        split: the items to evaluate, e.g. `data.test`.
+        info: the dataset's info; picks the task (`info.task`) and the number of classes.
+        task: a Task or task name, overriding `info`. Default: classify.
+        batch_size: items per forward pass. Default: 256.
+
+    Returns:
+        Metrics by name, e.g. {"loss": 0.31, "accuracy": 0.91, "macro_f1": 0.90}; {} for an empty split.
+
+    Example:
+        >>> metrics = gridseq.evaluate(model, data.test, info=data.info)  # doctest: +SKIP
+        >>> sorted(metrics)  # doctest: +SKIP
+        ['accuracy', 'loss', 'macro_f1']
+    """
+    check_positive_int(batch_size, "batch_size")
+    task = _resolve_task(task, info, model)
+    device = _model_device(model)
+    metrics = task.metrics()
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for index in _eval_order(split, batch_size):
+                batch = split.batch(index).to(device)
+                output = task.forward(model, batch)
+                metrics.update(output, batch, task.loss(output, batch))
+    finally:
+        model.train(was_training)
+    return metrics.compute()
+
+
+def _check_fit_args(a: dict[str, Any]) -> None:
+    check_positive_int(a["epochs"], "epochs")
+    check_positive_int(a["batch_size"], "batch_size")
+    check_choice(a["optimizer"], "optimizer", optim.OPTIMIZERS)
+    check_choice(a["scheduler"], "scheduler", optim.SCHEDULERS)
+    for name in ("lr", "weight_decay"):
+        value = a[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+            raise ConfigError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, got {value!r}.")
+    clip = a["grad_clip"]
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
+        raise ConfigError(f"grad_clip must be None (automatic), 0 (off) or a positive max gradient norm, got {clip!r}.")
+    for name in ("patience", "checkpoint_every"):
+        if a[name] is not None:
+            check_positive_int(a[name], name)
+    if a["run_dir"] is None and (a["resume"] or a["checkpoint_every"]):
+        raise ConfigError("resume and checkpoint_every need a run directory to keep checkpoints in; pass run_dir=...")
+
+
+def _make_sampler(n: int, batch_size: int, lengths: Tensor | None, seed: int):
+    from gridseq.data.sampler import BatchSampler
+
+    return BatchSampler(n, batch_size, lengths=lengths, shuffle=True, seed=seed,
+                        rank=distributed.rank(), world_size=distributed.world_size())
+
+
+class _Trainer:
+    """One call of `fit`: the loop and the state a checkpoint must capture (see resume.py)."""
+
+    def __init__(self, model: nn.Module, data: Dataset, args: dict[str, Any], data_spec: dict | None, callbacks: Iterable[Any]):
+        self.model, self.data, self.args = model, data, args
+        self.task = tasks.for_data(data.info, model)
+        for name, split in data.splits().items():
+            self.task.check_split(split, name)
+        if len(data.train) == 0:
+            raise DataError(f"dataset {data.info.name!r} has an empty training split; fit needs at least one training item.")
+
+        self.device = resolve_device(args["device"])
+        seed_everything(args["seed"])
+        model.to(self.device)
+        self.net = distributed.wrap(model, self.device)  # what the forward pass calls (DDP or the model)
+        self.sampler = _make_sampler(len(data.train), args["batch_size"], data.train.lengths, args["seed"])
+        self.steps_per_epoch = len(self.sampler)
+        self.optimizer = optim.build_optimizer(model, args["optimizer"], lr=args["lr"], weight_decay=args["weight_decay"])
+        self.scheduler = optim.build_scheduler(
+            self.optimizer, args["scheduler"], lr=args["lr"], total_steps=args["epochs"] * self.steps_per_epoch,
+            higher_is_better=self.task.higher_is_better,
+        )
+        self.clip = optim.resolve_grad_clip(model, args["grad_clip"])
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.eval_batch_size = 2 * args["batch_size"]  # no gradients kept, so twice the batch fits
+
+        main = distributed.is_main()
+        self.run = RunDir(args["run_dir"], main=main) if args["run_dir"] is not None else None
+        self.fingerprint = fingerprint(args, len(data.train), self.steps_per_epoch, distributed.world_size())
+        self.extra = {
+            "data": {**(data_spec or {"name": data.info.name}), "info": data.info.to_json()},
+            "task": self.task.describe(),
+            "train": {**{k: v for k, v in args.items() if k != "run_dir"}, "grad_clip": self.clip or 0.0, "device": str(self.device)},
+            "seed": args["seed"],
+            "versions": versions(),
+        }
+
+        self.st = TrainState(model, self.optimizer, self.task, args["epochs"], self.steps_per_epoch)
+        self.ts = TrainerState(train_metrics=self.task.metrics())
+        self.callbacks = list(callbacks)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def fit(self) -> FitResult:
+        epoch, step = self._begin()
+        # progress and TensorBoard are callbacks too, created once the run directory is settled
+        main = distributed.is_main()
+        internal = [progress_for(self.args["progress"], main=main)]
+        if self.run is not None and main:
+            internal.append(TensorBoardLogger.maybe(str(self.run.path / TENSORBOARD_DIR)))
+        self.internal = [cb for cb in internal if cb is not None]
+        self.events = CallbackList([*self.internal, *self.callbacks])
+        try:
+            self.events("on_fit_start", self.st)
+            while epoch < self.args["epochs"] and not self.ts.stopped:
+                self._train_epoch(epoch, step)
+                self._end_epoch(epoch)
+                epoch, step = epoch + 1, 0
+            result = self._finish()
+            self.events("on_fit_end", self.st)
+        finally:
+            for cb in self.internal:
+                cb.close()
+        return result
+
+    def _begin(self) -> tuple[int, int]:
+        """Start fresh or load the checkpoint; returns (epoch, step) to continue from."""
+        if self.run is None:
+            return 0, 0
+        if self.args["resume"] and self.run.has_checkpoint():
+            return self._restore()
+        if self.args["resume"]:
+            _logger.info("no checkpoint in %s; starting a new run", self.run.path)
+        else:
+            self.run.check_fresh()
+        model_spec(self.model)  # ConfigError now, not after training, for an unregistered model
+        self.run.start(self.model, self.extra)
+        return 0, 0
+
+    def _train_epoch(self, epoch: int, start_step: int) -> None:
+        st, ts = self.st, self.ts
+        st.epoch, st.step = epoch, start_step
+        if start_step == 0:
+            ts.train_metrics = self.task.metrics()
+            ts.epoch_seconds = ts.epoch_step_seconds = 0.0
+            ts.epoch_samples = 0
+        self.sampler.set_epoch(epoch)
+        self.model.train()
+        started = time.perf_counter() - ts.epoch_seconds
+        self.events("on_epoch_start", st)
+        for i, index in enumerate(self.sampler):
+            if i < start_step:  # resuming: these batches were trained before the checkpoint
+                continue
+            t0 = time.perf_counter()
+            batch = self.data.train.batch(index).to(self.device)
+            output = self.task.forward(self.net, batch)
+            loss = self.task.loss(output, batch)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise self._diverged(epoch, i, loss_value)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.clip is not None:
+                nn.utils.clip_grad_norm_(self.params, self.clip)
+            self.optimizer.step()
+            if self.args["scheduler"] in optim.PER_STEP_SCHEDULERS:
+                self.scheduler.step()
+            ts.train_metrics.update(output, batch, loss)
+            ts.epoch_step_seconds += time.perf_counter() - t0
+            ts.epoch_samples += len(batch)
+            st.step, st.global_step, st.loss, st.batch_size = i + 1, st.global_step + 1, loss_value, len(batch)
+            self.events("on_batch_end", st)
+            every = self.args["checkpoint_every"]
+            if every and st.global_step % every == 0 and st.step < self.steps_per_epoch:
+                ts.epoch_seconds = time.perf_counter() - started
+                self._checkpoint(epoch, st.step)
+        ts.epoch_seconds = time.perf_counter() - started
+
+    def _end_epoch(self, epoch: int) -> None:
+        st, ts = self.st, self.ts
+        started = time.perf_counter()
+        train = ts.train_metrics.compute()
+        val = evaluate(self.model, self.data.val, task=self.task, batch_size=self.eval_batch_size) if len(self.data.val) else {}
+        seconds = ts.epoch_seconds + time.perf_counter() - started
+        record = {
+            "epoch": epoch + 1,
+            **{f"train_{k}": v for k, v in train.items()},
+            **{f"val_{k}": v for k, v in val.items()},
+            "lr": optim.current_lr(self.optimizer),
+            "seconds": seconds,
+            "samples_per_second": ts.epoch_samples / max(ts.epoch_step_seconds, 1e-9),
+        }
+        ts.train_seconds += seconds
+        ts.step_seconds += ts.epoch_step_seconds
+        ts.samples += ts.epoch_samples
+
+        # without a validation split, the best epoch is picked on the training metrics
+        value = (val or train).get(self.task.primary, math.nan)
+        if self.task.is_better(value, st.best_metric):
+            st.best_metric, st.best_epoch, ts.bad_epochs = value, epoch + 1, 0
+            ts.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            if self.run is not None:
+                self.run.save_model(self.model)
+        else:
+            ts.bad_epochs += 1
+        if self.args["scheduler"] == "plateau":
+            self.scheduler.step(value)
+
+        st.history.append(record)
+        st.record = record
+        if self.run is not None:
+            self.run.write_history(st.history)
+        self.events("on_epoch_end", st)
+        patience = self.args["patience"]
+        if patience is not None and ts.bad_epochs >= patience:
+            _logger.info("early stopping after epoch %d: val %s has not improved for %d epochs (best %.4f at epoch %d)",
+                         epoch + 1, self.task.primary, patience, st.best_metric, st.best_epoch)
+            ts.stopped = True
+        ts.stopped = ts.stopped or st.should_stop
+        self._checkpoint(epoch + 1, 0)
+
+    def _finish(self) -> FitResult:
+        st, ts = self.st, self.ts
+        if ts.best_state is not None:
+            self.model.load_state_dict(ts.best_state)
+        test = evaluate(self.model, self.data.test, task=self.task, batch_size=self.eval_batch_size) if len(self.data.test) else {}
+        best = st.history[st.best_epoch - 1] if st.best_epoch else {}
+        val = {k[4:]: v for k, v in best.items() if k.startswith("val_")}
+        result = FitResult(
+            history=list(st.history), best_epoch=st.best_epoch, val=val, test=test, train_seconds=ts.train_seconds,
+            samples_per_second=ts.samples / max(ts.step_seconds, 1e-9),
+            run_dir=self.run.path if self.run is not None else None,
+            stopped_early=ts.stopped and len(st.history) < self.args["epochs"],
+        )
+        if self.run is not None:
+            self.run.save_model(self.model)
+            self.run.write_metrics({
+                "val": val, "test": test, "train_seconds": result.train_seconds, "epochs": len(st.history),
+                "best_epoch": st.best_epoch, "parameters": sum(p.numel() for p in self.model.parameters()),
+                "samples_per_second": result.samples_per_second,
+            })
+        return result
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def _checkpoint(self, epoch: int, step: int) -> None:
+        if self.run is None:
+            return
+        self.run.save_checkpoint(snapshot(self, epoch, step), step=self.st.global_step)
+        self.ts.last_checkpoint = (epoch, step)
+
+    def _restore(self) -> tuple[int, int]:
+        ck = self.run.load_checkpoint()
+        stored = ck["fingerprint"]
+        changed = [f"{k}={stored.get(k)!r} then, {v!r} now" for k, v in self.fingerprint.items() if stored.get(k) != v]
+        if changed:
+            raise ConfigError(
+                f"cannot resume {self.run.path}: the run was started with different settings ({'; '.join(changed)}). "
+                f"Resume with the original settings, or start a new run directory."
+            )
+        st, ts = self.st, self.ts
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(ck["scheduler"])
+        ts.load(ck["trainer"], self.task, self.device)
+        st.history, st.best_metric, st.best_epoch = ck["history"], ck["best_metric"], ck["best_epoch"]
+        st.global_step = ck["position"]["global_step"]
+        self.run.extra = self.extra
+        self.run.write_history(st.history)  # drop epochs recorded after this checkpoint was written
+        epoch, step = ck["position"]["epoch"], ck["position"]["step"]
+        ts.last_checkpoint = (epoch, step)
+        _logger.info("resuming %s at epoch %d, step %d", self.run.path, epoch + 1, step)
+        restore_rng(ck["rng"])  # last: nothing above may draw random numbers after it
+        return epoch, step
+
+    def _diverged(self, epoch: int, step: int, loss: float) -> GridseqError:
+        where = f"epoch {epoch + 1}, step {step + 1} (global step {self.st.global_step + 1})"
+        if self.run is None:
+            kept = "No checkpoint is kept (no run_dir)."
+        elif self.ts.last_checkpoint is None:
+            kept = "No checkpoint had been written yet."
+        else:
+            e, s = self.ts.last_checkpoint
+            kept = f"The last good checkpoint (after epoch {e}, step {s}) in {self.run.checkpoint_dir} is kept."
+        return GridseqError(
+            f"training loss became {loss} at {where}: the weights diverged. Lower the learning rate "
+            f"(lr={self.args['lr']}), set grad_clip (e.g. 1.0), or check the data for extreme values. {kept}"
+        )
+
+
+def fit(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    optimizer: str = "adamw",
+    weight_decay: float = 0.01,
+    scheduler: str = "none",
+    grad_clip: float | None = None,
+    patience: int | None = None,
+    seed: int = 0,
+    run_dir: str | os.PathLike | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    checkpoint_every: int | None = None,
+    progress: bool | None = None,
+    callbacks: Iterable[Any] = (),
+    data_spec: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train `model` on `data`, validating every epoch; the model ends with its best weights.
+
+    Args:
+        model: any nn.Module whose output suits the dataset's task (logits (B, K) for classify);
+            with `run_dir` it must be a registered model (built by gridseq.models.create).
+        data: the dataset (train, val and test splits and their info).
+        epochs: passes over the training split. Default: 10.
+        batch_size: items per optimizer step. Default: 64.
+        lr: (peak) learning rate. Default: 1e-3.
+        optimizer: "adamw", "adam" or "sgd" (Nesterov momentum 0.9). Default: "adamw".
+        weight_decay: decoupled for adamw, L2 for adam and sgd. Default: 0.01.
+        scheduler: "none", "cosine", "plateau" or "onecycle". Default: "none".
+        grad_clip: max gradient norm; None = 1.0 for recurrent models, off otherwise; 0 = off.
+        patience: stop after this many epochs without a better validation primary metric.
+            Default: None (never stop early).
+        seed: seeds torch, numpy and random at the start. Default: 0.
+        run_dir: where to write config.json, model.safetensors, metrics.json, history.jsonl and
+            checkpoints. Default: None (nothing written).
+        device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ... Default: "auto".
+        resume: continue the run in `run_dir` from its checkpoint (a fresh start if there is none).
+        checkpoint_every: also checkpoint every this many optimizer steps (checkpoints are always
+            written at each epoch's end). Default: None.
+        progress: None = automatic (bar on a terminal, one line per epoch otherwise), False = silent.
+        callbacks: objects with any of on_fit_start / on_epoch_start / on_batch_end /
+            on_epoch_end / on_fit_end(state); see gridseq.train.callbacks.
+        data_spec: how to rebuild the dataset (e.g. {"name": "digits", "seed": 0}); stored in
+            config.json beside the dataset's info.
+
+    Returns:
+        A FitResult: history, best epoch, its val metrics, test metrics, timings, run_dir.
+
+    Raises:
+        ConfigError: a bad argument, a model whose topology cannot serve the task, an existing run
+            in `run_dir` without resume=True, or a resume with different settings.
+        DataError: targets that do not fit the task.
+        CheckpointError: the checkpoint to resume from is corrupt (named in the message).
+        GridseqError: the loss became NaN or infinite (epoch and step in the message).
+
+    Example:
+        >>> result = gridseq.fit(model, data, epochs=5, run_dir="runs/digits-cnn")  # doctest: +SKIP
+        >>> result.test["accuracy"]  # doctest: +SKIP
+        0.97
+    """
+    args = {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
+        "scheduler": scheduler, "grad_clip": grad_clip, "patience": patience, "seed": seed, "run_dir": run_dir,
+        "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress,
+    }
+    _check_fit_args(args)
+    if not isinstance(data, Dataset):
+        raise DataError(f"fit needs a gridseq Dataset (info + train/val/test splits), got {type(data).__name__}; see gridseq.datasets.load().")
+    return _Trainer(model, data, args, data_spec, callbacks).fit()

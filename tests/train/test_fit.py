@@ -259,6 +259,9 @@ def test_argument_errors(tiny, data):
         fit(model, data, grad_clip=-1)
     with pytest.raises(ConfigError, match="device"):
         fit(model, data, device="gpu!")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="sees no CUDA GPU"):
+            fit(model, data, device="cuda")
     with pytest.raises(ConfigError, match="many-to-many"):
         fit(registry.create("lstm", input_size=2, num_classes=3, per_step=True), data)
 

@@ -1,0 +1,140 @@
+"""CNN: the classic image classifier — conv/BatchNorm/ReLU/max-pool blocks, then fully connected layers.
+
+Split timm-style into `forward_features` (the conv encoder, flattened to one vector per image) and
+`forward_head` (the fully connected classifier), so a CNN→RNN video model can run the encoder on
+every frame and feed the vectors to a recurrent layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from gridseq import shapes
+from gridseq._validation import check_int_tuple, check_positive_int, check_probability
+from gridseq.errors import ConfigError, ShapeError
+from gridseq.models import registry
+from gridseq.nn.conv import ConvBlock
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Configuration of `CNN`.
+
+    Args:
+        input_shape: (C, H, W) of one image; the fully connected layer is sized from it.
+        num_classes: K, the number of classes.
+        channels: output channels of each conv block; each block halves H and W by max pooling.
+            Default: (32, 64) — enough for 8x8 digits and 28x28 MNIST-like images.
+        kernel_sizes: conv window of each block (one int is used for every block). Default: 3.
+        hidden: width of the fully connected hidden layer; 0 for none (a single linear layer).
+            Default: 128.
+        dropout: dropout before each fully connected layer. Default: 0.25.
+        batch_norm: BatchNorm after each conv. Default: True.
+    """
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    channels: tuple[int, ...] = (32, 64)
+    kernel_sizes: tuple[int, ...] | int = 3
+    hidden: int = 128
+    dropout: float = 0.25
+    batch_norm: bool = True
+
+    def __post_init__(self) -> None:
+        input_shape = check_int_tuple(self.input_shape, "input_shape", length=3)
+        channels = check_int_tuple(self.channels, "channels")
+        kernels = check_int_tuple(self.kernel_sizes, "kernel_sizes")
+        if len(kernels) == 1:
+            kernels = kernels * len(channels)
+        if len(kernels) != len(channels):
+            raise ConfigError(
+                f"kernel_sizes must have one entry per conv block (len(channels) = {len(channels)}) or be one int, "
+                f"got {self.kernel_sizes!r}."
+            )
+        check_positive_int(self.num_classes, "num_classes")
+        check_positive_int(self.hidden, "hidden", minimum=0)
+        check_probability(self.dropout, "dropout")
+        if not isinstance(self.batch_norm, bool):
+            raise ConfigError(f"batch_norm must be True or False, got {self.batch_norm!r}.")
+        object.__setattr__(self, "input_shape", input_shape)
+        object.__setattr__(self, "channels", channels)
+        object.__setattr__(self, "kernel_sizes", kernels)
+
+
+class CNN(nn.Module):
+    """Image classifier: [Conv → BatchNorm → ReLU → MaxPool(2)] per entry of `channels`, flatten,
+    [Dropout → Linear(hidden) → ReLU], Dropout → Linear(K).
+
+    Tiny images: a block pools a side only while that side is at least 2 long (see
+    `gridseq.nn.conv.MaxPool`), so any number of blocks works on any image size — an 8x8 digit with
+    three blocks goes 8 → 4 → 2 → 1, a fourth block keeps 1x1 and just convolves.
+
+    Args:
+        config: CNNConfig.
+    Shape:
+        - x: (B, C, H, W) float, with (C, H, W) = config.input_shape.
+        - Output: (B, K) logits. `forward_features`: (B, num_features); `forward_head`: (B, K).
+    Example:
+        >>> import torch
+        >>> m = CNN(CNN.Config(input_shape=(1, 28, 28), num_classes=10))
+        >>> m(torch.zeros(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+        >>> m.forward_features(torch.zeros(2, 1, 28, 28)).shape  # 64 channels x 7 x 7
+        torch.Size([2, 3136])
+    """
+
+    Config = CNNConfig
+    topology = "one-to-one"
+
+    def __init__(self, config: CNNConfig):
+        super().__init__()
+        self.config = config
+        c, h, w = config.input_shape
+        blocks, size, in_ch = [], (h, w), c
+        for out_ch, k in zip(config.channels, config.kernel_sizes):
+            block = ConvBlock(in_ch, out_ch, k, norm="batch" if config.batch_norm else "none", pool=2)
+            blocks.append(block)
+            size, in_ch = block.output_size(size), out_ch
+        self.features = nn.Sequential(*blocks)
+        self.feature_shape = (in_ch, *size)  # (C', H', W') of the last conv map
+        self.num_features = math.prod(self.feature_shape)
+        layers: list[nn.Module] = []
+        width = self.num_features
+        if config.hidden:
+            layers += [nn.Dropout(config.dropout), nn.Linear(width, config.hidden), nn.ReLU(inplace=True)]
+            width = config.hidden
+        layers += [nn.Dropout(config.dropout), nn.Linear(width, config.num_classes)]
+        self.head = nn.Sequential(*layers)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The conv encoder: (B, C, H, W) images → (B, num_features) flattened feature maps."""
+        c, h, w = self.config.input_shape
+        x = shapes.check_image(x, channels=c, size=(h, w))
+        return self.features(x).flatten(1)  # (B, C' * H' * W')
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """The fully connected classifier: (B, num_features) → (B, K) logits."""
+        if features.dim() != 2 or features.shape[1] != self.num_features:
+            raise ShapeError(
+                f"expected features of shape (B, {self.num_features}) from forward_features, got {tuple(features.shape)}."
+            )
+        return self.head(features)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if lengths is not None:
+            raise ShapeError("CNN classifies whole images and takes no lengths; pass lengths=None.")
+        return self.forward_head(self.forward_features(x))
+
+
+def _from_info(info) -> dict:
+    return {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes}
+
+
+registry.register(
+    "cnn", CNN,
+    description="conv/BatchNorm/ReLU/max-pool blocks + fully connected layers (image classification)",
+    kinds=("image",), from_info=_from_info,
+)

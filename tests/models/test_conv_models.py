@@ -64,6 +64,20 @@ def test_cnn_rejects_other_image_sizes_and_lengths():
         model(torch.zeros(2, 1, 28, 28), torch.tensor([1, 1]))
 
 
+def test_cnn_on_sequences_is_a_1d_cnn_over_time():
+    model = create("cnn", input_shape=(40, 3), num_classes=5).eval()
+    assert model.topology == "many-to-one" and model.feature_shape == (64, 10)  # 40 → 20 → 10 steps
+    assert all(isinstance(m, torch.nn.Conv1d) for m in model.modules() if isinstance(m, torch.nn.modules.conv._ConvNd))
+    x = torch.randn(3, 40, 3)
+    assert model(x).shape == (3, 5)
+    # a shorter sequence reads as its valid steps then zeros, whatever its batch's padding
+    short = x[:1, :25]
+    padded = torch.cat([short, torch.full((1, 15, 3), 7.0)], dim=1)
+    assert torch.allclose(model(short), model(padded, torch.tensor([25])), atol=1e-6)
+    with pytest.raises(ShapeError, match=r"\(B, T, 3\)"):
+        model(torch.randn(3, 3, 40))
+
+
 def test_cnn_without_hidden_layer_or_batch_norm():
     model = create("cnn", input_shape=(1, 8, 8), num_classes=3, hidden=0, batch_norm=False)
     linears = [m for m in model.head if isinstance(m, torch.nn.Linear)]
@@ -203,7 +217,7 @@ def test_mlp_zero_pads_masks_and_crops_sequences_to_its_length():
 @pytest.mark.parametrize("name,kwargs,match", [
     ("cnn", {"input_shape": (1, 8, 8), "num_classes": 10, "channels": (32, 0)}, r"channels\[1\] must be a positive int"),
     ("cnn", {"input_shape": (1, 8, 8), "num_classes": 10, "kernel_sizes": (3, 3, 3)}, "one entry per conv block"),
-    ("cnn", {"input_shape": (8, 8), "num_classes": 10}, "input_shape must have 3 entries"),
+    ("cnn", {"input_shape": (8,), "num_classes": 10}, r"input_shape must be \(C, H, W\) for images or \(T, F\)"),
     ("cnn", {"input_shape": (1, 8, 8), "num_classes": 10, "dropout": 1.0}, r"dropout must be a number in \[0, 1\)"),
     ("fcn", {"in_channels": 3, "num_classes": 4, "dims": 3}, "dims must be 1"),
     ("fcn", {"in_channels": 3, "num_classes": 4, "head": "pooled"}, "Did you mean 'pool'"),

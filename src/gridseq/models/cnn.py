@@ -1,4 +1,7 @@
-"""CNN: the classic image classifier — conv/BatchNorm/ReLU/max-pool blocks, then fully connected layers.
+"""CNN: the classic classifier — conv/BatchNorm/ReLU/max-pool blocks, then fully connected layers.
+
+2D over images (B, C, H, W); 1D over fixed-length sequences (B, T, F), convolving along time with the
+F features as channels — the "plain 1D CNN" of sequence benchmarks such as MNIST-1D.
 
 Split timm-style into `forward_features` (the conv encoder, flattened to one vector per image) and
 `forward_head` (the fully connected classifier), so a CNN→RNN video model can run the encoder on
@@ -17,6 +20,7 @@ from gridseq._validation import check_int_tuple, check_positive_int, check_proba
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
 from gridseq.nn.conv import ConvBlock
+from gridseq.nn.sequence import to_fixed_length
 
 
 @dataclass(frozen=True)
@@ -24,9 +28,10 @@ class CNNConfig:
     """Configuration of `CNN`.
 
     Args:
-        input_shape: (C, H, W) of one image; the fully connected layer is sized from it.
+        input_shape: (C, H, W) of one image (2D CNN) or (T, F) of one sequence (1D CNN over time);
+            the fully connected layer is sized from it.
         num_classes: K, the number of classes.
-        channels: output channels of each conv block; each block halves H and W by max pooling.
+        channels: output channels of each conv block; each block halves H and W (or T) by max pooling.
             Default: (32, 64) — enough for 8x8 digits and 28x28 MNIST-like images.
         kernel_sizes: conv window of each block (one int is used for every block). Default: 3.
         hidden: width of the fully connected hidden layer; 0 for none (a single linear layer).
@@ -35,7 +40,7 @@ class CNNConfig:
         batch_norm: BatchNorm after each conv. Default: True.
     """
 
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     num_classes: int
     channels: tuple[int, ...] = (32, 64)
     kernel_sizes: tuple[int, ...] | int = 3
@@ -44,7 +49,11 @@ class CNNConfig:
     batch_norm: bool = True
 
     def __post_init__(self) -> None:
-        input_shape = check_int_tuple(self.input_shape, "input_shape", length=3)
+        input_shape = check_int_tuple(self.input_shape, "input_shape")
+        if len(input_shape) not in (2, 3):
+            raise ConfigError(
+                f"input_shape must be (C, H, W) for images or (T, F) for sequences, got {self.input_shape!r}."
+            )
         channels = check_int_tuple(self.channels, "channels")
         kernels = check_int_tuple(self.kernel_sizes, "kernel_sizes")
         if len(kernels) == 1:
@@ -65,17 +74,21 @@ class CNNConfig:
 
 
 class CNN(nn.Module):
-    """Image classifier: [Conv → BatchNorm → ReLU → MaxPool(2)] per entry of `channels`, flatten,
+    """Classifier: [Conv → BatchNorm → ReLU → MaxPool(2)] per entry of `channels`, flatten,
     [Dropout → Linear(hidden) → ReLU], Dropout → Linear(K).
 
     Tiny images: a block pools a side only while that side is at least 2 long (see
     `gridseq.nn.conv.MaxPool`), so any number of blocks works on any image size — an 8x8 digit with
     three blocks goes 8 → 4 → 2 → 1, a fourth block keeps 1x1 and just convolves.
 
+    Sequences: with input_shape (T, F) the blocks are 1D convolutions along time over F channels.
+    Padded steps (beyond `lengths`) are zeroed and the time axis is padded or cropped to T, as in `mlp`.
+
     Args:
         config: CNNConfig.
     Shape:
-        - x: (B, C, H, W) float, with (C, H, W) = config.input_shape.
+        - images: x (B, C, H, W) float, with (C, H, W) = config.input_shape; lengths must be None.
+        - sequences: x (B, T', F) float with F = input_shape[1]; lengths (B,) int64 optional.
         - Output: (B, K) logits. `forward_features`: (B, num_features); `forward_head`: (B, K).
     Example:
         >>> import torch
@@ -84,6 +97,8 @@ class CNN(nn.Module):
         torch.Size([2, 10])
         >>> m.forward_features(torch.zeros(2, 1, 28, 28)).shape  # 64 channels x 7 x 7
         torch.Size([2, 3136])
+        >>> CNN(CNN.Config(input_shape=(40, 1), num_classes=10))(torch.zeros(2, 40, 1)).shape
+        torch.Size([2, 10])
     """
 
     Config = CNNConfig
@@ -92,14 +107,21 @@ class CNN(nn.Module):
     def __init__(self, config: CNNConfig):
         super().__init__()
         self.config = config
-        c, h, w = config.input_shape
-        blocks, size, in_ch = [], (h, w), c
+        self.is_sequence = len(config.input_shape) == 2
+        if self.is_sequence:
+            self.topology = "many-to-one"
+            steps, in_ch = config.input_shape
+            size, dims = (steps,), 1
+        else:
+            in_ch, *size = config.input_shape
+            size, dims = tuple(size), 2
+        blocks = []
         for out_ch, k in zip(config.channels, config.kernel_sizes):
-            block = ConvBlock(in_ch, out_ch, k, norm="batch" if config.batch_norm else "none", pool=2)
+            block = ConvBlock(in_ch, out_ch, k, dims=dims, norm="batch" if config.batch_norm else "none", pool=2)
             blocks.append(block)
             size, in_ch = block.output_size(size), out_ch
         self.features = nn.Sequential(*blocks)
-        self.feature_shape = (in_ch, *size)  # (C', H', W') of the last conv map
+        self.feature_shape = (in_ch, *size)  # (C', H', W') or (C', T') of the last conv map
         self.num_features = math.prod(self.feature_shape)
         layers: list[nn.Module] = []
         width = self.num_features
@@ -109,11 +131,18 @@ class CNN(nn.Module):
         layers += [nn.Dropout(config.dropout), nn.Linear(width, config.num_classes)]
         self.head = nn.Sequential(*layers)
 
-    def forward_features(self, x: Tensor) -> Tensor:
-        """The conv encoder: (B, C, H, W) images → (B, num_features) flattened feature maps."""
-        c, h, w = self.config.input_shape
-        x = shapes.check_image(x, channels=c, size=(h, w))
-        return self.features(x).flatten(1)  # (B, C' * H' * W')
+    def forward_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The conv encoder: (B, C, H, W) images or (B, T', F) sequences → (B, num_features)."""
+        if self.is_sequence:
+            steps, features = self.config.input_shape
+            x, lengths = shapes.check_sequence(x, lengths, features=features)
+            x = to_fixed_length(x, lengths, steps).transpose(1, 2)  # (B, F, T): features are channels
+        else:
+            if lengths is not None:
+                raise ShapeError("a CNN built for images (input_shape (C, H, W)) takes no lengths; pass lengths=None.")
+            c, h, w = self.config.input_shape
+            x = shapes.check_image(x, channels=c, size=(h, w))
+        return self.features(x).flatten(1)  # (B, C' * H' * W') or (B, C' * T')
 
     def forward_head(self, features: Tensor) -> Tensor:
         """The fully connected classifier: (B, num_features) → (B, K) logits."""
@@ -124,9 +153,7 @@ class CNN(nn.Module):
         return self.head(features)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        if lengths is not None:
-            raise ShapeError("CNN classifies whole images and takes no lengths; pass lengths=None.")
-        return self.forward_head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x, lengths))
 
 
 def _from_info(info) -> dict:
@@ -135,6 +162,6 @@ def _from_info(info) -> dict:
 
 registry.register(
     "cnn", CNN,
-    description="conv/BatchNorm/ReLU/max-pool blocks + fully connected layers (image classification)",
-    kinds=("image",), from_info=_from_info,
+    description="conv/BatchNorm/ReLU/max-pool blocks + fully connected layers (2D on images, 1D on sequences)",
+    kinds=("image", "sequence", "series"), from_info=_from_info,
 )

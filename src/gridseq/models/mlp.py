@@ -9,14 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int, check_probability
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
-from gridseq.nn.sequence import length_mask
+from gridseq.nn.sequence import to_fixed_length
 
 
 @dataclass(frozen=True)
@@ -95,10 +94,7 @@ class MLP(nn.Module):
             return self.net(shapes.check_image(x, channels=c, size=(h, w)))
         steps, features = self.config.input_shape
         x, lengths = shapes.check_sequence(x, lengths, features=features)
-        if lengths is not None:
-            x = x * length_mask(lengths, x.shape[1], x.device).unsqueeze(-1).to(x.dtype)  # zero the padded steps
-        x = F.pad(x, (0, 0, 0, steps - x.shape[1]))  # (B, T, F): pad the time axis with zeros, or crop it
-        return self.net(x)
+        return self.net(to_fixed_length(x, lengths, steps))  # (B, T, F) → flattened
 
 
 def _from_info(info) -> dict:

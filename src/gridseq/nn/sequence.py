@@ -31,6 +31,21 @@ def length_mask(lengths: Tensor, time: int, device: torch.device | str | None = 
     return torch.arange(time, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
 
 
+def to_fixed_length(x: Tensor, lengths: Tensor | None, steps: int) -> Tensor:
+    """Zero the padded steps of (B, T', F) and pad (or crop) the time axis to `steps`: (B, steps, F).
+
+    For models with a fixed input length (mlp, cnn on sequences): a sequence is read as its valid steps
+    followed by zeros, whatever padding its batch had.
+
+    Example:
+        >>> to_fixed_length(torch.ones(2, 3, 1), torch.tensor([1, 3]), 4)[..., 0].tolist()
+        [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]]
+    """
+    if lengths is not None:
+        x = x * length_mask(lengths, x.shape[1], x.device).unsqueeze(-1).to(x.dtype)  # zero the padded steps
+    return torch.nn.functional.pad(x, (0, 0, 0, steps - x.shape[1]))  # (B, steps, F)
+
+
 def _checked(outputs: Tensor, lengths: Tensor | None, name: str) -> Tensor:
     """lengths (B,) int64 on outputs' device; T for every sequence when lengths is None."""
     if not isinstance(outputs, Tensor) or outputs.dim() != 3:

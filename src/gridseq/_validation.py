@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Iterable, Sequence
 
 from gridseq.errors import ConfigError
@@ -12,8 +13,14 @@ def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     """Return `value` if it is an int >= `minimum` (bools are rejected)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ConfigError(f"{name} must be {kind}, got {value!r}.")
+        # numpy/torch integers look right but do not survive config.json; say so instead of just "got 10"
+        fix = f" ({type(value).__name__}); convert it with int()" if _is_foreign_int(value) and value >= minimum else ""
+        raise ConfigError(f"{name} must be {kind}, got {value!r}{fix}.")
     return value
+
+
+def _is_foreign_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (int, bool))
 
 
 def check_probability(value, name: str) -> float:

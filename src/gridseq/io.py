@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 from torch import nn
 
-from gridseq._atomic import atomic_write, atomic_write_json
+from gridseq._atomic import atomic_write, atomic_write_text
 from gridseq.errors import CheckpointError, ConfigError
 from gridseq.models import registry
 
@@ -47,11 +47,19 @@ def save(model: nn.Module, directory: str | os.PathLike, *, extra: dict | None =
     from gridseq import __version__
 
     directory = Path(directory)
-    config = {"format_version": FORMAT_VERSION, "gridseq_version": __version__, "torch_version": torch.__version__}
-    config.update(extra or {})
-    config["model"] = model_spec(model)
+    header = {"format_version": FORMAT_VERSION, "gridseq_version": __version__, "torch_version": torch.__version__}
+    # extra (e.g. a config read back from an earlier run) must not relabel what this writer wrote
+    config = {**header, **{k: v for k, v in (extra or {}).items() if k not in header}, "model": model_spec(model)}
+    try:
+        text = json.dumps(config, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"cannot save {directory / CONFIG_FILE}: the model config and `extra` must hold JSON-able values only "
+            f"(str, int, float, bool, None, lists, dicts; no NaN) — {e}."
+        ) from None
+    # everything that can fail on bad input fails above, before either file is replaced
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_model(model, tmp))
-    atomic_write_json(directory / CONFIG_FILE, config)
+    atomic_write_text(directory / CONFIG_FILE, text)
     return directory
 
 
@@ -66,11 +74,16 @@ def read_config(directory: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path} is missing; a saved model directory holds {CONFIG_FILE} and {WEIGHTS_FILE} (written by gridseq.save or gridseq train).") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON ({e}); the file is corrupt — re-save the model.") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "name" not in config["model"]:
-        raise CheckpointError(f"{path} has no 'model' section with a 'name'; it was not written by gridseq.save.")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(config).__name__}, expected an object; it was not written by gridseq.save.")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format_version {version!r}; this gridseq reads format_version {FORMAT_VERSION}.")
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
+        fix = "it was written by a newer gridseq: upgrade gridseq" if newer else "re-save the model with gridseq.save"
+        raise CheckpointError(f"{path} has format_version {version!r}; this gridseq reads format_version {FORMAT_VERSION}: {fix}.")
+    spec = config.get("model")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not isinstance(spec.get("config", {}), dict):
+        raise CheckpointError(f"{path} has no 'model' section with a 'name' and a 'config' object; it was not written by gridseq.save.")
     return config
 
 
@@ -89,6 +102,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load a safetensors file into `model`, strictly; CheckpointError naming any mismatch."""
     state = load_state_dict(path)
     expected = model.state_dict()
+    # safetensors stores a tied tensor (e.g. shared embedding/output weights) under one name only
+    for group in _tied_groups(expected):
+        stored = next((k for k in group if k in state), None)
+        for key in group:
+            if stored is not None and key not in state:
+                state[key] = state[stored]
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
@@ -97,6 +116,17 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         raise CheckpointError(f"{path} does not match the model in config.json: {'; '.join(p for p in parts if p)}.")
     model.load_state_dict(state, strict=True)
     return model
+
+
+def _tied_groups(state: dict[str, torch.Tensor]) -> list[list[str]]:
+    """Groups of state_dict names that are one tensor (same memory, shape and strides)."""
+    groups: dict[tuple, list[str]] = {}
+    for key, t in state.items():
+        if t.device.type == "meta" or t.numel() == 0:
+            continue
+        where = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+        groups.setdefault(where, []).append(key)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def load(directory: str | os.PathLike) -> nn.Module:

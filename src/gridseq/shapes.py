@@ -43,12 +43,13 @@ def check_finite(x: Tensor, name: str = "x") -> Tensor:
     return x
 
 
-def _check_float(x: Tensor, name: str, expected: str) -> None:
+def _check_float(x: Tensor, name: str, expected: str, *, pixels: bool = False) -> None:
     if not x.is_floating_point():
-        raise ShapeError(
-            f"expected {name} of shape {expected} as a float tensor, got dtype {x.dtype}; "
-            f"convert with {name}.float() (token ids go to a model built with vocab_size=...)."
-        )
+        if pixels:
+            hint = f"{name}.float() / 255 for 8-bit pixels" if x.dtype == torch.uint8 else f"{name}.float()"
+        else:
+            hint = f"{name}.float() (token ids go to a model built with vocab_size=...)"
+        raise ShapeError(f"expected {name} of shape {expected} as a float tensor, got dtype {x.dtype}; convert with {hint}.")
 
 
 def check_lengths(lengths: Tensor | None, batch: int, time: int, *, name: str = "lengths") -> Tensor | None:
@@ -104,6 +105,11 @@ def check_sequence(
         raise ShapeError(hint)
     f = "F" if features is None else str(features)
     expected = f"(B, T, {f})"
+    if x.dim() == 2 and not x.is_floating_point() and features != 1:
+        raise ShapeError(
+            f"expected {name} of shape {expected} as floats, got {_shape(x)} {x.dtype}: these look like token ids; "
+            f"use a model built with vocab_size=... (it embeds ids), or one-hot encode them to (B, T, vocab_size)."
+        )
     if x.dim() == 2 and (features is None or x.shape[-1] == features):
         raise ShapeError(
             f"expected {name} of shape {expected}, got {_shape(x)}: the batch dimension is missing; "
@@ -149,8 +155,9 @@ def check_tokens(
     if x.dim() != 2:
         raise ShapeError(f"expected {name} of shape (B, T) token ids, got {x.dim()}D {_shape(x)}.")
     if x.numel() and (int(x.min()) < 0 or (vocab_size is not None and int(x.max()) >= vocab_size)):
+        allowed = "be >= 0" if vocab_size is None else f"lie in [0, vocab_size={vocab_size})"
         raise ShapeError(
-            f"token ids must lie in [0, vocab_size={vocab_size}), got ids from {int(x.min())} to {int(x.max())}; "
+            f"token ids must {allowed}, got ids from {int(x.min())} to {int(x.max())}; "
             f"encode the text with the vocabulary the model was built with."
         )
     return x.long(), check_lengths(lengths, x.shape[0], x.shape[1])
@@ -163,9 +170,12 @@ def check_image(x: Tensor, *, channels: int | None = None, size: tuple[int, int]
     hw = "H, W" if size is None else f"{size[0]}, {size[1]}"
     expected = f"(B, {c}, {hw})"
     if x.dim() == 3 and (channels is None or x.shape[0] == channels):
+        # without a channel count to compare, a small last dim is the usual sign of an (H, W, C) image
+        looks_last = channels is None and x.shape[-1] in (1, 3, 4) and x.shape[0] not in (1, 3, 4)
+        also = f", or {name}.permute(2, 0, 1).unsqueeze(0) if it is channels-last (H, W, C)" if looks_last else ""
         raise ShapeError(
             f"expected {name} of shape {expected}, got {_shape(x)}: the batch dimension is missing; "
-            f"for one image pass {name}.unsqueeze(0)."
+            f"for one image pass {name}.unsqueeze(0){also}."
         )
     if x.dim() == 3 and channels is not None and x.shape[-1] == channels:
         raise ShapeError(
@@ -179,7 +189,7 @@ def check_image(x: Tensor, *, channels: int | None = None, size: tuple[int, int]
         )
     if x.dim() != 4:
         raise ShapeError(f"expected {name} of shape {expected} (batch, channels, height, width), got {x.dim()}D {_shape(x)}.")
-    _check_float(x, name, expected)
+    _check_float(x, name, expected, pixels=True)
     if channels is not None and x.shape[1] != channels:
         if x.shape[-1] == channels:
             fix = f"this looks like channels-last (B, H, W, C): pass {name}.permute(0, 3, 1, 2)."
@@ -212,7 +222,7 @@ def check_video(
     hint = _transposed_hint(x, lengths)
     if hint:
         raise ShapeError(hint)
-    _check_float(x, name, expected)
+    _check_float(x, name, expected, pixels=True)
     if channels is not None and x.shape[2] != channels:
         if x.shape[-1] == channels:
             fix = f"this looks like channels-last frames (B, T, H, W, C): pass {name}.permute(0, 1, 4, 2, 3)."

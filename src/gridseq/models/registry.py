@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from gridseq._validation import did_you_mean
+from gridseq.data.split import KINDS
 from gridseq.errors import ConfigError
 
 _logger = logging.getLogger(__name__)
@@ -60,7 +61,17 @@ def register(
     defaults: dict[str, Any] | None = None,
     from_info: Callable[[Any], dict[str, Any]] | None = None,
 ) -> ModelEntry:
-    """Register `name`; a second registration of the same name replaces the first, with a warning."""
+    """Register `name`; a second registration of the same name replaces the first, with a warning.
+
+    Raises:
+        ConfigError: if `kinds` holds an unknown data kind or `model_cls` has no `Config` dataclass
+            (caught when the family module is imported, not when a user first builds the model).
+    """
+    bad = [k for k in kinds if k not in KINDS]
+    if isinstance(kinds, str) or bad:
+        raise ConfigError(f"register({name!r}): kinds must be a tuple drawn from {', '.join(KINDS)}, got {kinds!r}.")
+    if not dataclasses.is_dataclass(getattr(model_cls, "Config", None)):
+        raise ConfigError(f"register({name!r}): {model_cls.__qualname__} needs a nested dataclass `Config` (its constructor's one argument).")
     if name in _entries:
         _logger.warning("overwriting model %r in the registry with %s", name, model_cls.__qualname__)
     entry = ModelEntry(name, model_cls, description, tuple(kinds), dict(defaults or {}), from_info)
@@ -75,7 +86,10 @@ def names() -> list[str]:
 
 def entry(name: str) -> ModelEntry:
     """The registry entry for `name`; ConfigError naming the valid choices if there is none."""
-    key = name.lower() if isinstance(name, str) else name
+    # exact name first, so families may register mixed-case names; then case-insensitively ("LSTM")
+    key = name
+    if key not in _entries and isinstance(name, str):
+        key = next((n for n in _entries if n.lower() == name.lower()), name)
     if key not in _entries:
         raise ConfigError(
             f"unknown model {name!r}.{did_you_mean(name, _entries)} Valid models: {', '.join(names())} "
@@ -91,10 +105,10 @@ def build_config(name: str, **kwargs):
     params = {**e.defaults, **{k: v for k, v in kwargs.items() if v is not None}}
     unknown = [k for k in params if k not in fields]
     if unknown:
-        hint = did_you_mean(unknown[0], fields)
-        raise ConfigError(
-            f"unknown argument {unknown[0]!r} for model {e.name!r}.{hint} Valid arguments: {', '.join(fields)}."
-        )
+        listed = ", ".join(f"{k!r}" for k in unknown)
+        hints = "".join(did_you_mean(k, fields) for k in unknown)
+        plural = "s" if len(unknown) > 1 else ""
+        raise ConfigError(f"unknown argument{plural} {listed} for model {e.name!r}.{hints} Valid arguments: {', '.join(fields)}.")
     required = [
         f for f, spec in fields.items()
         if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING and f not in params
@@ -122,9 +136,10 @@ def create_for(name: str, info, **overrides) -> nn.Module:
     """Build `name` for a dataset: its `info` fills input size/shape and classes; `overrides` win."""
     e = entry(name)
     if info.kind not in e.kinds:
+        suitable = ", ".join(n for n in names() if info.kind in _entries[n].kinds) or "none registered"
         raise ConfigError(
             f"model {e.name!r} takes {' or '.join(e.kinds)} data, but dataset {info.name!r} is {info.kind} data; "
-            f"models for {info.kind} data: {', '.join(n for n in names() if info.kind in _entries[n].kinds)}."
+            f"models for {info.kind} data: {suitable}."
         )
     from_data = e.from_info(info) if e.from_info else {}
     return create(name, **{**from_data, **overrides})

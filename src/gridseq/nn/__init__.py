@@ -3,3 +3,4 @@
 from gridseq.nn.cells import ElmanCell, GRUCell, LSTMCell
 from gridseq.nn.recurrent import Recurrent
 from gridseq.nn.sequence import final_features, last_valid, length_mask, masked_max, masked_mean
+from gridseq.nn.conv import Conv, ConvBlock, Down, MaxPool, Up, Upsample

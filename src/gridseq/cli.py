@@ -5,6 +5,7 @@
     gridseq train digits --model cnn
     gridseq evaluate runs/digits-cnn-s0 --split test
     gridseq predict runs/digits-cnn-s0 some.png --top-k 3
+    gridseq forecast runs/sunspots-lstm-s0 --horizon 22 --plot forecast.png
 
 Exit codes: 0 success; 2 a usage or input error (any `GridseqError`), printed as one line
 `gridseq: error: <message>`; 130 interrupted (Ctrl-C); 1 anything else, which is a bug and prints a
@@ -163,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="how many classes to list per item (default: 3)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--json", action="store_true", help="print JSON: one record per item")
+    from gridseq import cli_forecast  # argparse only: cheap to import
+
+    cli_forecast.add_parser(sub, [verbosity], _positive_int)
     parser.subcommands = sub.choices  # name → subparser, for error messages
     return parser
 
@@ -268,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_run.cmd_train(args, raw_overrides)
         if args.command == "evaluate":
             return cli_run.cmd_evaluate(args)
+        if args.command == "forecast":
+            from gridseq import cli_forecast
+
+            return cli_forecast.cmd_forecast(args)
         return cli_run.cmd_predict(args)
     except GridseqError as e:
         _error_line(" ".join(str(e).split()))  # one line even when the message has several

@@ -87,6 +87,8 @@ def cmd_predict(args) -> int:
         raise ConfigError("predict needs INPUT files or --split (not both): e.g. `gridseq predict RUN_DIR image.png` "
                           "or `gridseq predict RUN_DIR --split test`.")
     model, config = _open_run(args.run_dir)
+    if _run_info(config, args.run_dir).task == "forecast":
+        raise ConfigError(f"{args.run_dir} is a forecasting run; use `gridseq forecast {args.run_dir}` to forecast with it.")
     if args.split:
         data, info = _reload_data(config, args.run_dir)
         split = data.splits()[args.split]

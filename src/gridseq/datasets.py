@@ -7,8 +7,9 @@
     >>> tuple(gd.load("digits", view="sequence").train.x.shape)  # 8 rows of 8 pixels
     (1294, 8, 8)
 
-`load` takes a built-in name (see `names()`, case-insensitive) or a path: a folder of images (one
-sub-folder per class), a `.npz` or a `.csv` of sequences. Nothing is ever downloaded. The test split
+`load` takes a built-in name (see `names()`, case-insensitive; the UCR/UEA archive datasets bundled in
+aeon are `ucr/<name>`) or a path: a folder of images (one sub-folder per class), a `.npz` or a `.csv`
+of sequences, a `.ts` file of time series. Nothing is ever downloaded. The test split
 never depends on `seed`; the validation split does. See docs/datasets.md for the file formats.
 """
 
@@ -27,8 +28,10 @@ from gridseq.data.image_folder import load_image_folder
 from gridseq.data.prepare import prepare_inputs
 from gridseq.data.readers import load_npz
 from gridseq.data.sampler import BatchSampler, iterate
+from gridseq.data.series_builtin import load_series_file
 from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
 from gridseq.data.transforms import check_view
+from gridseq.data.ucr import load_ts
 from gridseq.errors import ConfigError, DataError
 
 __all__ = [
@@ -37,7 +40,9 @@ __all__ = [
 ]
 
 # file suffix -> (reader, layout of its items); a folder is an image folder
-FILE_READERS: dict[str, tuple[Callable[..., Dataset], str]] = {".npz": (load_npz, "sequence"), ".csv": (load_csv, "sequence")}
+FILE_READERS: dict[str, tuple[Callable[..., Dataset], str]] = {
+    ".npz": (load_npz, "sequence"), ".csv": (load_csv, "sequence"), ".ts": (load_ts, "series"),
+}
 
 
 def names() -> list[str]:
@@ -59,12 +64,17 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
 
     Args:
         name_or_path: a built-in name (case-insensitive; a built-in wins over a folder of the same name:
-            write ./digits for the folder), or a path to an image folder, a .npz or a .csv file.
+            write ./digits for the folder), or a path to an image folder, a .npz, .csv or .ts file.
         seed: seeds the validation split; the test split is fixed. Default: 0.
         view: "image" or "sequence" (an image as a sequence of its rows: T = H, F = C·W). Default: the
             data's own kind.
         **options: reader options — image folders: image_size=(H, W), channels=1|3, grayscale=True;
-            CSV: csv_format, label_column, id_column, time_column, length_column, feature_columns.
+            CSV: csv_format, label_column, id_column, time_column, length_column, feature_columns;
+            .ts files: test_path, normalize, missing; ucr/<name>: normalize ("series" | "channel" |
+            "none"), missing ("interpolate" | "error"). A series CSV to forecast: task="forecast" with
+            time_column, value_columns, targets, window, horizon, season, val_size, test_size,
+            transform, relative, missing (see gridseq.data.series); sunspots, co2, airline take the
+            same window/period options.
     Returns:
         The Dataset; `dataset.info.preprocessing` records how raw inputs were prepared.
     Raises:
@@ -72,9 +82,11 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
         ConfigError: an unknown option or view, a bad seed.
     """
     seed = check_positive_int(seed, "seed", minimum=0)
-    if isinstance(name_or_path, str) and not _looks_like_path(name_or_path):
+    if isinstance(name_or_path, str):
+        # names may hold a "/" (ucr/gunpoint): the catalog is asked first, the file system second
         found = catalog.find(name_or_path)
-        if found is None and not os.path.exists(name_or_path):
+        if found is None and not os.path.exists(name_or_path) and (
+                not _looks_like_path(name_or_path) or catalog.is_family_name(name_or_path)):
             catalog.entry(name_or_path)  # raises DataError with did-you-mean and the list
         if found is not None:
             view = check_view(view, found.kind, found.name)
@@ -84,6 +96,8 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
         raise DataError(f"no such file or folder: {path}; pass a built-in name ({', '.join(names())}) or an existing path.")
     if path.is_dir():
         reader, layout = load_image_folder, "image"
+    elif options.get("task") == "forecast" and path.suffix.lower() == ".csv":
+        reader, layout = load_series_file, "series"  # a time column and value columns, cut into windows
     elif path.suffix.lower() in FILE_READERS:
         reader, layout = FILE_READERS[path.suffix.lower()]
     else:

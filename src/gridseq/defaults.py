@@ -6,11 +6,14 @@ own defaults (for training settings) or the model's config defaults (for archite
 
 Each entry maps (dataset, model) to two optional sections: "train" (keyword arguments of
 `gridseq.train.fit`, e.g. epochs, lr) and "model" (model config fields, e.g. hidden_size). "*" matches
-any dataset or model; user files (image folders, .npz, .csv) match only "*" entries. More specific
-entries win key by key: ("*", "*") < (dataset, "*") < ("*", model) < (dataset, model).
+any dataset or model; a family pattern "ucr/*" matches every dataset named "ucr/<something>"; user
+files (image folders, .npz, .csv, .ts) match only "*" entries. More specific entries win key by key:
+("*", "*") < ("ucr/*", "*") < (dataset, "*") < ("*", model) < ("ucr/*", model) < (dataset, model).
 
     >>> lookup("digits", "cnn")["train"]["epochs"]
     15
+    >>> lookup("ucr/gunpoint", "fcn")["train"]["batch_size"]
+    16
 """
 
 from __future__ import annotations
@@ -21,17 +24,42 @@ from typing import Any
 # The numbers are starting points for a laptop CPU (a minute or two per run), not tuned optima.
 TABLE: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("*", "*"): {"train": {"epochs": 10}},
-    # 1,797 8x8 digits: a small CNN reaches ~97% in a few seconds per epoch
+    # 1,797 8x8 digits: a small CNN passes 97% in a few seconds
     ("digits", "*"): {"train": {"epochs": 15, "batch_size": 64}},
     # as a sequence (8 rows of 8 pixels) the recurrent models need more passes over the small set
     ("digits", "rnn"): {"train": {"epochs": 30, "lr": 3e-3}},
     ("digits", "lstm"): {"train": {"epochs": 30, "lr": 3e-3}},
     ("digits", "gru"): {"train": {"epochs": 30, "lr": 3e-3}},
-    # MNIST-1D: 4,000 training series of length 40; the textbook contrast needs ~30 epochs to show
-    ("mnist1d", "*"): {"train": {"epochs": 30, "batch_size": 64}},
-    ("mnist1d", "rnn"): {"train": {"lr": 1e-3, "grad_clip": 1.0}, "model": {"hidden_size": 128}},
-    ("mnist1d", "lstm"): {"train": {"lr": 3e-3}, "model": {"hidden_size": 128}},
-    ("mnist1d", "gru"): {"train": {"lr": 3e-3}, "model": {"hidden_size": 128}},
+    # MNIST-1D (4,000 series of length 40): AdamW with a one-cycle schedule peaking at 1e-2, and for the
+    # CNN wider, longer kernels; each chosen by mean validation accuracy over the val splits of seeds
+    # 1-3 (CNN: (32, 64) k3 0.983, (64, 64, 64) k5 0.989, (64, 128, 128) k7-5-3 0.991), never on test
+    ("mnist1d", "*"): {"train": {"epochs": 30, "batch_size": 64, "lr": 1e-2, "scheduler": "onecycle"}},
+    ("mnist1d", "cnn"): {"model": {"channels": (64, 128, 128), "kernel_sizes": (7, 5, 3)}},
+    ("mnist1d", "rnn"): {"model": {"hidden_size": 64, "num_layers": 2, "bidirectional": True}},
+    ("mnist1d", "lstm"): {"model": {"hidden_size": 64, "num_layers": 2, "bidirectional": True}},
+    ("mnist1d", "gru"): {"model": {"hidden_size": 64, "num_layers": 2, "bidirectional": True}},
+    # UCR/UEA archive: Fawaz et al. 2019's recipe (Adam, lr 1e-3, batch 16, no weight decay), with 200
+    # epochs and a cosine decay instead of their 1,500-2,000 on a GPU. The archive's training sets are
+    # tiny (GunPoint: 50), so the 10% validation split is 2-27 series and its accuracy ties at 100%
+    # within a few epochs; the final (annealed) weights are kept instead of the first perfect epoch.
+    ("ucr/*", "*"): {"train": {"epochs": 200, "batch_size": 16, "lr": 1e-3, "optimizer": "adam",
+                               "weight_decay": 0.0, "scheduler": "cosine", "select": "last"}},
+    # a 4-level TCN sees 61 steps, less than most archive series: average over all steps instead
+    ("ucr/*", "tcn"): {"model": {"pooling": "mean"}},
+    # whole series are classified offline, so both directions are available; on JapaneseVowels a
+    # bidirectional GRU's validation accuracy is 1.0 on seeds 0-2 (one-way: 0.93, mean pooling: 0.88)
+    ("ucr/*", "lstm"): {"model": {"bidirectional": True}},
+    ("ucr/*", "gru"): {"model": {"bidirectional": True}},
+    ("ucr/*", "rnn"): {"model": {"bidirectional": True}},
+    # forecasting (few, overlapping windows: 186 sunspots, 61 airline, 359 co2): many short epochs;
+    # chosen on the validation period (benchmarks/forecast_table.py)
+    ("sunspots", "*"): {"train": {"epochs": 100, "batch_size": 32, "lr": 1e-3}},
+    ("sunspots", "lstm"): {"model": {"hidden_size": 128}},
+    ("sunspots", "gru"): {"model": {"hidden_size": 128}},
+    ("airline", "*"): {"train": {"epochs": 300, "batch_size": 32, "lr": 3e-3}},
+    ("airline", "lstm"): {"model": {"hidden_size": 64}},
+    ("airline", "gru"): {"model": {"hidden_size": 64}},
+    ("co2", "*"): {"train": {"epochs": 100, "batch_size": 32, "lr": 1e-3}},
 }
 
 SECTIONS = ("train", "model")
@@ -49,7 +77,23 @@ def lookup(dataset: str, model: str, table: dict | None = None) -> dict[str, dic
     """
     table = TABLE if table is None else table
     merged: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
-    for key in (("*", "*"), (dataset, "*"), ("*", model), (dataset, model)):
+    dataset = dataset.lower()
+    family = family_pattern(dataset)
+    keys = [("*", "*"), (family, "*"), (dataset, "*"), ("*", model), (family, model), (dataset, model)]
+    for key in keys:
+        if key[0] is None:
+            continue
         for section, values in table.get(key, {}).items():
             merged[section].update(copy.deepcopy(values))
     return merged
+
+
+def family_pattern(dataset: str) -> str | None:
+    """The family pattern a dataset name belongs to: "ucr/*" for "ucr/gunpoint", None for "digits".
+
+    Example:
+        >>> family_pattern("ucr/GunPoint"), family_pattern("digits")
+        ('ucr/*', None)
+    """
+    head, sep, rest = dataset.lower().partition("/")
+    return f"{head}/*" if sep and head and rest and "/" not in rest else None

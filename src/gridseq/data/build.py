@@ -14,7 +14,7 @@ import torch
 
 from gridseq.data.split import Dataset, DatasetInfo, Split
 from gridseq.data.splitting import train_val_test
-from gridseq.data.transforms import apply_preprocessing, image_record, sequence_record
+from gridseq.data.transforms import apply_preprocessing, image_record, sequence_record, series_record
 
 
 class RawSplit(NamedTuple):
@@ -81,4 +81,11 @@ def image_dataset(name: str, parts: dict[str, RawSplit], class_names, view: str,
 def sequence_dataset(name: str, parts: dict[str, RawSplit], class_names, *, source: str, **extra) -> Dataset:
     """`assemble` for sequences, with per-feature statistics of the training split's valid steps."""
     record = sequence_record(source, parts["train"].x, parts["train"].lengths, **extra)
+    return assemble(name, parts, tuple(class_names), record)
+
+
+def series_dataset(name: str, parts: dict[str, RawSplit], class_names, *, source: str, normalize: str = "auto",
+                   **extra) -> Dataset:
+    """`assemble` for time series: kind "series", normalised per series or with training statistics."""
+    record = series_record(source, parts["train"].x, parts["train"].lengths, normalize, **extra)
     return assemble(name, parts, tuple(class_names), record)

@@ -8,7 +8,9 @@ which records what `gridseq datasets` shows (sizes, classes, kinds) without gene
     def digits(seed: int, view: str) -> Dataset: ...
 
 Modules holding built-ins are listed in `MODULES` and imported on first lookup, so `import gridseq`
-stays fast.
+stays fast. A module may register a whole family under one prefix (the UCR/UEA archive as `ucr/<name>`)
+and a hint for names under that prefix that are not there (`register_hint`), e.g. which package to
+install — gridseq never downloads a dataset.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from gridseq.errors import DataError
 
 _logger = logging.getLogger(__name__)
 
-MODULES = ("gridseq.data.builtin",)
+MODULES = ("gridseq.data.builtin", "gridseq.data.ucr", "gridseq.data.series_builtin")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class DatasetEntry:
 
 
 _entries: dict[str, DatasetEntry] = {}
+_hints: dict[str, str] = {}  # name prefix -> what to say about an unknown name under it
 
 
 def register_dataset(
@@ -88,6 +91,17 @@ def register_dataset(
     return decorate
 
 
+def register_hint(prefix: str, message: str) -> None:
+    """Say `message` (after the did-you-mean) when an unknown name starts with `prefix` (e.g. "ucr/")."""
+    _hints[prefix.lower()] = message
+
+
+def is_family_name(name: str) -> bool:
+    """Whether `name` starts with a family prefix that has a hint (e.g. "ucr/"), so it is a name, not a path."""
+    _ensure_loaded()
+    return any(name.lower().startswith(prefix) for prefix in _hints)
+
+
 def _ensure_loaded() -> None:
     for module in MODULES:
         importlib.import_module(module)
@@ -108,6 +122,10 @@ def find(name: str) -> DatasetEntry | None:
 def entry(name: str) -> DatasetEntry:
     """The entry for `name`; DataError with the closest name and the full list if there is none."""
     found = find(name)
+    hint = next((m for prefix, m in _hints.items() if name.lower().startswith(prefix)), None)
+    if found is None and hint is not None:
+        family = [n for n in names() if n.startswith(name.lower().split("/")[0] + "/")]
+        raise DataError(f"unknown dataset {name!r}.{did_you_mean(name.lower(), family)} {hint}")
     if found is None:
         raise DataError(
             f"unknown dataset {name!r}.{did_you_mean(name.lower(), _entries)} Built-in datasets: "

@@ -13,6 +13,9 @@ What each kind of model accepts:
 - sequence data: .npz files with `x` (and `lengths`), .csv files in the training format (or, for
   data that did not come from a CSV, the wide/long format of the CSV reader without labels), or
   arrays: a batch (N, T, F) / (N, T) for F = 1. Fixed-length data needs exactly the training length.
+- time series ("series", e.g. ucr/gunpoint): as sequences, plus `.ts` files (labelled or
+  `@classLabel false`), read with the training data's missing-value rule; each series is then
+  normalised as in training (per series, or with the training split's per-channel statistics).
 
 A list may mix files and single items (one array per item: (C, H, W) / (H, W) for images,
 (T, F) / (T,) for sequences); the items come out in order.
@@ -34,6 +37,7 @@ from gridseq.data.image_folder import IMAGE_SUFFIXES, read_image
 from gridseq.data.readers import as_sequences, read_npz
 from gridseq.data.split import Batch, DatasetInfo
 from gridseq.data.transforms import apply_preprocessing, pad_sequences
+from gridseq.data.ts_format import read_ts
 from gridseq.errors import DataError
 
 
@@ -156,8 +160,11 @@ def _sequences(sources: list, record: dict[str, Any], batch_array: bool, variabl
             table = Table(path)
             x, lengths, _ = read_items(table, _csv_spec(table, record), labels=False)
             chunks.append((x, lengths))
+        elif path.suffix.lower() == ".ts":
+            data = read_ts(path, missing=record.get("ts", {}).get("missing", "interpolate"))
+            chunks.append((data.x, data.lengths))
         else:
-            raise DataError(f"{path}: the model takes sequences; expected a .npz or .csv file, or an array.")
+            raise DataError(f"{path}: the model takes sequences; expected a .npz, .csv or .ts file, or an array.")
     features = record["sequence"]["features"]
     items = []
     for x, lengths in chunks:

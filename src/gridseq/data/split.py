@@ -26,10 +26,11 @@ class DatasetInfo:
             "video" (B, T, C, H, W), "series" (B, T, F) real-valued time series.
         input_shape: one item's shape without the batch dimension, e.g. (1, 8, 8) or (40, 1);
             the time entry is the longest length when lengths vary.
-        num_classes: K, the number of target classes.
+        num_classes: K, the number of target classes (0 for forecasting, which has no classes).
         class_names: K names, index i is class i.
         variable_length: whether items have their own lengths (then splits carry `lengths`).
-        task: the task kind ("classify" here; later issues add more).
+        task: the task kind: "classify" or "forecast" (then `preprocessing` holds its window, horizon,
+            targets and scaler; see gridseq.data.series).
         vocab_size: for "tokens" data, the vocabulary size.
         preprocessing: JSON-able record of what was done to raw inputs (normalisation, resize, ...),
             stored in run directories so `predict` prepares new inputs the same way.
@@ -44,6 +45,14 @@ class DatasetInfo:
     task: str = "classify"
     vocab_size: int | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output_size(self) -> int:
+        """The width of a model's output head: K class logits, or for task "forecast" horizon × target
+        series (a direct multi-step head; the task reshapes it to (B, horizon, targets))."""
+        if self.task == "forecast":
+            return self.preprocessing["horizon"] * len(self.preprocessing["targets"])
+        return self.num_classes
 
     @property
     def num_features(self) -> int:

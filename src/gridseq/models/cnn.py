@@ -157,7 +157,7 @@ class CNN(nn.Module):
 
 
 def _from_info(info) -> dict:
-    return {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes}
+    return {"input_shape": tuple(info.input_shape), "num_classes": info.output_size}
 
 
 registry.register(

@@ -218,8 +218,8 @@ def _from_info(info) -> dict:
     if info.kind == "image":
         # per-pixel scores only make sense for per-pixel targets; whole-image labels get the pooled head
         head = "pool" if info.task == "classify" else "dense"
-        return {"in_channels": info.input_shape[0], "num_classes": info.num_classes, "dims": 2, "head": head}
-    return {"in_channels": info.input_shape[-1], "num_classes": info.num_classes, "dims": 1}
+        return {"in_channels": info.input_shape[0], "num_classes": info.output_size, "dims": 2, "head": head}
+    return {"in_channels": info.input_shape[-1], "num_classes": info.output_size, "dims": 1}
 
 
 registry.register(

@@ -28,7 +28,8 @@ class RNNConfig:
     """Configuration of an `RNNModel`; give exactly one of `input_size` and `vocab_size`.
 
     Args:
-        num_classes: K, logits per sequence (or per step with `per_step`).
+        num_classes: K, logits per sequence (or per step with `per_step`); for forecasting, the
+            horizon × target series of the direct multi-step head (`DatasetInfo.output_size`).
         input_size: F, features per step of float sequences (B, T, F).
         vocab_size: size of the vocabulary of token ids (B, T); id 0 is padding.
         embedding_dim: size of the token embedding (with `vocab_size` only). Default: 64.
@@ -158,7 +159,7 @@ class RNNModel(nn.Module):
 def _from_info(info) -> dict:
     """A dataset's input size or vocabulary and its number of classes."""
     sizes = {"vocab_size": info.vocab_size} if info.kind == "tokens" else {"input_size": info.input_shape[-1]}
-    return {**sizes, "num_classes": info.num_classes}
+    return {**sizes, "num_classes": info.output_size}
 
 
 _KINDS = ("sequence", "series", "tokens")

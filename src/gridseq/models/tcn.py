@@ -34,7 +34,7 @@ class TCNConfig:
 
     Args:
         input_size: F, features per step.
-        num_classes: K.
+        num_classes: K; for forecasting, horizon × target series (`DatasetInfo.output_size`).
         channels: width of every residual block. Default: 64.
         kernel_size: causal conv window. Default: 3.
         num_levels: residual blocks, the i-th with dilation 2**i. Default: 4 (receptive field 61 steps
@@ -148,7 +148,7 @@ class TCN(nn.Module):
 
 
 def _from_info(info) -> dict:
-    return {"input_size": info.input_shape[-1], "num_classes": info.num_classes}
+    return {"input_size": info.input_shape[-1], "num_classes": info.output_size}
 
 
 registry.register(

@@ -5,8 +5,9 @@
     'accuracy'
 """
 
-from gridseq.tasks import classify  # noqa: F401  (registers "classify")
+from gridseq.tasks import classify, forecast  # noqa: F401  (registers "classify" and "forecast")
 from gridseq.tasks.base import Metrics, Task, for_data, get, names, register
 from gridseq.tasks.classify import ClassifyTask, ConfusionMetrics
+from gridseq.tasks.forecast import ForecastMetrics, ForecastTask
 
-__all__ = ["ClassifyTask", "ConfusionMetrics", "Metrics", "Task", "for_data", "get", "names", "register"]
+__all__ = ["ClassifyTask", "ConfusionMetrics", "ForecastMetrics", "ForecastTask", "Metrics", "Task", "for_data", "get", "names", "register"]

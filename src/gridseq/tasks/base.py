@@ -86,6 +86,12 @@ class Task(ABC):
     def check_split(self, split: Split, name: str) -> None:
         """Raise DataError if `split`'s targets cannot be used by this task. Default: accept."""
 
+    def baselines(self, split: Split) -> dict[str, dict[str, float]]:
+        """Metrics of reference predictors that need no model (e.g. forecasting's naive and
+        seasonal-naive), by name, on `split`; `fit` stores them under "baselines" in metrics.json.
+        Default: none."""
+        return {}
+
     def is_better(self, value: float, best: float | None) -> bool:
         """Whether `value` of the primary metric beats `best` (None = nothing yet); NaN never does."""
         if math.isnan(value):

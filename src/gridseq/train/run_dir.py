@@ -5,7 +5,8 @@
                            arguments, seed, library versions
         model.safetensors  the best weights so far (by the validation primary metric); final at the end
         metrics.json       at the end: best val metrics, test metrics, train_seconds, epochs,
-                           best_epoch, parameters, samples_per_second
+                           best_epoch, parameters, samples_per_second, and for tasks with
+                           baselines (forecasting) "baselines": {name: test metrics}
         history.jsonl      one JSON object per finished epoch
         checkpoint/        the resumable training state (see checkpoint.py)
         tensorboard/       event files, when the `tensorboard` package is installed

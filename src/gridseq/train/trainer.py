@@ -17,7 +17,7 @@ import os
 import random
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from gridseq.train.progress import progress_for
 from gridseq.train.resume import TrainerState, fingerprint, snapshot
 from gridseq.train.run_dir import TENSORBOARD_DIR, RunDir, versions
 
+SELECT = ("best", "last")  # which epoch's weights fit() keeps
+
 _logger = logging.getLogger(__name__)
 
 
@@ -54,6 +56,8 @@ class FitResult:
         samples_per_second: training items per second of optimizer-step time.
         run_dir: the run directory, or None.
         stopped_early: whether early stopping (or a callback) ended the run before `epochs`.
+        baselines: the task's reference predictors scored on the test split, by name (forecasting:
+            naive, seasonal_naive, drift); {} for tasks without baselines.
     """
 
     history: list[dict[str, Any]]
@@ -64,6 +68,7 @@ class FitResult:
     samples_per_second: float
     run_dir: Path | None = None
     stopped_early: bool = False
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -156,6 +161,7 @@ def _check_fit_args(a: dict[str, Any]) -> None:
     check_positive_int(a["batch_size"], "batch_size")
     check_choice(a["optimizer"], "optimizer", optim.OPTIMIZERS)
     check_choice(a["scheduler"], "scheduler", optim.SCHEDULERS)
+    check_choice(a["select"], "select", SELECT)
     for name in ("lr", "weight_decay"):
         value = a[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
@@ -315,7 +321,7 @@ class _Trainer:
 
         # without a validation split, the best epoch is picked on the training metrics
         value = (val or train).get(self.task.primary, math.nan)
-        if self.task.is_better(value, st.best_metric):
+        if self.task.is_better(value, st.best_metric) or self.args["select"] == "last":
             st.best_metric, st.best_epoch, ts.bad_epochs = value, epoch + 1, 0
             ts.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             if self.run is not None:
@@ -343,20 +349,21 @@ class _Trainer:
         if ts.best_state is not None:
             self.model.load_state_dict(ts.best_state)
         test = evaluate(self.model, self.data.test, task=self.task, batch_size=self.eval_batch_size) if len(self.data.test) else {}
+        baselines = self.task.baselines(self.data.test)  # computed on the same test items as the model
         best = st.history[st.best_epoch - 1] if st.best_epoch else {}
         val = {k[4:]: v for k, v in best.items() if k.startswith("val_")}
         result = FitResult(
             history=list(st.history), best_epoch=st.best_epoch, val=val, test=test, train_seconds=ts.train_seconds,
             samples_per_second=ts.samples / max(ts.step_seconds, 1e-9),
             run_dir=self.run.path if self.run is not None else None,
-            stopped_early=ts.stopped and len(st.history) < self.args["epochs"],
+            stopped_early=ts.stopped and len(st.history) < self.args["epochs"], baselines=baselines,
         )
         if self.run is not None:
             self.run.save_model(self.model)
             self.run.write_metrics({
                 "val": val, "test": test, "train_seconds": result.train_seconds, "epochs": len(st.history),
                 "best_epoch": st.best_epoch, "parameters": sum(p.numel() for p in self.model.parameters()),
-                "samples_per_second": result.samples_per_second,
+                "samples_per_second": result.samples_per_second, **({"baselines": baselines} if baselines else {}),
             })
         return result
 
@@ -420,6 +427,7 @@ def fit(
     scheduler: str = "none",
     grad_clip: float | None = None,
     patience: int | None = None,
+    select: str = "best",
     seed: int = 0,
     run_dir: str | os.PathLike | None = None,
     device: str = "auto",
@@ -444,6 +452,10 @@ def fit(
         grad_clip: max gradient norm; None = 1.0 for recurrent models, off otherwise; 0 = off.
         patience: stop after this many epochs without a better validation primary metric.
             Default: None (never stop early).
+        select: which epoch's weights the model ends with: "best" (the best validation primary metric;
+            the first such epoch on ties) or "last" (the final epoch; for validation splits so small
+            that accuracy ties at 100% early, e.g. the UCR archive — pair it with scheduler="cosine").
+            Default: "best".
         seed: seeds torch, numpy and random at the start. Default: 0.
         run_dir: where to write config.json, model.safetensors, metrics.json, history.jsonl and
             checkpoints. Default: None (nothing written).
@@ -474,7 +486,7 @@ def fit(
     """
     args = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
-        "scheduler": scheduler, "grad_clip": grad_clip, "patience": patience, "seed": seed, "run_dir": run_dir,
+        "scheduler": scheduler, "grad_clip": grad_clip, "patience": patience, "select": select, "seed": seed, "run_dir": run_dir,
         "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress,
     }
     _check_fit_args(args)

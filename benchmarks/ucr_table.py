@@ -1,0 +1,121 @@
+"""Test accuracy of gridseq's time-series classifiers on UCR/UEA archive datasets, beside published figures.
+
+Each (dataset, model, seed) is trained exactly as `gridseq train DATASET --model MODEL --seed SEED`
+would with no other flag (the settings come from `gridseq.defaults`), except `--epochs`, which
+overrides the table for a quicker grid. Every finished run is appended to the JSON file at once, so
+an interrupted grid keeps its results and a rerun skips what is done.
+
+    python benchmarks/ucr_table.py                         # the full grid: 4 datasets x 6 models x 3 seeds
+    python benchmarks/ucr_table.py --datasets ucr/gunpoint --models fcn --seeds 0 1 2
+    python benchmarks/ucr_table.py --table-only            # rewrite the markdown from the JSON
+
+Writes benchmarks/results/ucr_table.json (one record per run) and ucr_table.md (mean ± std over seeds).
+Needs the `ucr` extra (pip install 'gridseq[ucr]').
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from gridseq import datasets, defaults, models, train
+
+DATASETS = ("ucr/gunpoint", "ucr/italypowerdemand", "ucr/basicmotions", "ucr/japanesevowels")
+MODELS = ("fcn", "resnet1d", "lstm", "gru", "lstm-fcn", "tcn")
+# Published test accuracy (%). Fawaz et al. 2019, "Deep learning for time series classification: a
+# review": mean over 10 runs, from the authors' results files (hfawaz/dl-4-tsc results/results-uea-avg-std.csv
+# for the UCR 2015 univariate archive, results-mts-avg-std.csv for Baydogan's MTS archive, which holds
+# JapaneseVowels). Wang et al. 2017 (UCR 2015, error rates converted to accuracy) are quoted from memory
+# and NOT verified here. None = not reported (BasicMotions is in neither paper).
+PUBLISHED = {
+    "ucr/gunpoint": {"fcn_fawaz": 100.0, "resnet_fawaz": 99.1, "fcn_wang": 100.0, "resnet_wang": 99.3},
+    "ucr/italypowerdemand": {"fcn_fawaz": 96.1, "resnet_fawaz": 96.3, "fcn_wang": 97.0, "resnet_wang": 96.0},
+    "ucr/basicmotions": {"fcn_fawaz": None, "resnet_fawaz": None, "fcn_wang": None, "resnet_wang": None},
+    "ucr/japanesevowels": {"fcn_fawaz": 99.3, "resnet_fawaz": 99.2, "fcn_wang": None, "resnet_wang": None},
+}
+OUT = Path(__file__).parent / "results"
+
+
+def run_one(dataset: str, model: str, seed: int, epochs: int | None) -> dict:
+    """Train one model as `gridseq train` does with no flags (plus --epochs) and return its record."""
+    settings = defaults.lookup(dataset, model)
+    train_kw = {**settings["train"], **({"epochs": epochs} if epochs else {})}
+    data = datasets.load(dataset, seed=seed)
+    train.seed_everything(seed)
+    fields = {f for f in models.entry(model).config_cls.__dataclass_fields__}
+    net = models.create_for(model, data.info, **{k: v for k, v in settings["model"].items() if k in fields})
+    started = time.perf_counter()
+    result = train.fit(net, data, seed=seed, progress=False, **train_kw)
+    return {
+        "dataset": dataset, "model": model, "seed": seed, "epochs": train_kw["epochs"],
+        "test_accuracy": result.test["accuracy"], "val_accuracy": result.val.get("accuracy"),
+        "seconds": round(time.perf_counter() - started, 1), "train": train_kw,
+        "parameters": sum(p.numel() for p in net.parameters()),
+    }
+
+
+def table(records: list[dict]) -> str:
+    """Markdown: one row per dataset, mean ± std of test accuracy (%) per model, then published figures."""
+    names = [m for m in MODELS if any(r["model"] == m for r in records)]
+    head = ["dataset", *names, "FCN (Fawaz)", "ResNet (Fawaz)", "FCN (Wang)", "ResNet (Wang)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for dataset in DATASETS:
+        cells = [dataset]
+        for model in names:
+            accs = [100 * r["test_accuracy"] for r in records if r["dataset"] == dataset and r["model"] == model]
+            if not accs:
+                cells.append("–")
+                continue
+            spread = f" ± {statistics.stdev(accs):.1f}" if len(accs) > 1 else ""
+            cells.append(f"{statistics.mean(accs):.1f}{spread} (n={len(accs)})")
+        pub = PUBLISHED.get(dataset, {})
+        cells += ["–" if pub.get(k) is None else f"{pub[k]:.1f}" for k in ("fcn_fawaz", "resnet_fawaz", "fcn_wang", "resnet_wang")]
+        lines.append("| " + " | ".join(cells) + " |")
+    seconds = {m: statistics.mean(r["seconds"] for r in records if r["model"] == m) for m in names}
+    lines.append("")
+    lines.append("gridseq: mean ± std test accuracy (%) over n seeds. Fawaz: mean of 10 runs (authors' results files); "
+                 "Wang: quoted from memory, unverified.")
+    lines.append("")
+    lines.append("Mean training time per run (s): " + ", ".join(f"{m} {s:.0f}" for m, s in seconds.items()))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="override the defaults table's epochs")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the machine is shared)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--table-only", action="store_true", help="only rewrite the markdown from the JSON")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = args.out / "ucr_table.json", args.out / "ucr_table.md"
+    records = json.loads(json_path.read_text()) if json_path.exists() else []
+    if not args.table_only:
+        for dataset in args.datasets:
+            for model in args.models:
+                for seed in args.seeds:
+                    done = [r for r in records if (r["dataset"], r["model"], r["seed"]) == (dataset, model, seed)
+                            and (args.epochs is None or r["epochs"] == args.epochs)]
+                    if done:
+                        continue
+                    record = run_one(dataset, model, seed, args.epochs)
+                    records = [r for r in records if (r["dataset"], r["model"], r["seed"]) != (dataset, model, seed)]
+                    records.append(record)
+                    json_path.write_text(json.dumps(records, indent=1))
+                    print(f"{dataset:24s} {model:9s} seed {seed}: test {record['test_accuracy']:.4f} "
+                          f"({record['seconds']:.0f} s)", flush=True)
+    md_path.write_text(table(records))
+    print(md_path.read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -16,14 +16,18 @@ Needs the `ucr` extra (pip install 'gridseq[ucr]').
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from gridseq import datasets, defaults, models, train
+from gridseq._atomic import atomic_write_text
 
 DATASETS = ("ucr/gunpoint", "ucr/italypowerdemand", "ucr/basicmotions", "ucr/japanesevowels")
 MODELS = ("fcn", "resnet1d", "lstm", "gru", "lstm-fcn", "tcn")
@@ -57,6 +61,22 @@ def run_one(dataset: str, model: str, seed: int, epochs: int | None) -> dict:
         "seconds": round(time.perf_counter() - started, 1), "train": train_kw,
         "parameters": sum(p.numel() for p in net.parameters()),
     }
+
+
+def append(json_path: Path, record: dict) -> list[dict]:
+    """Add one record to the JSON file, replacing an older run of the same cell and seed.
+
+    The file is re-read under a lock, so two grid processes (e.g. one per core, on different models)
+    can share one results file without overwriting each other's runs.
+    """
+    key = (record["dataset"], record["model"], record["seed"])
+    digest = hashlib.sha1(str(json_path.resolve()).encode()).hexdigest()[:12]  # the lock stays out of the tree
+    with open(Path(tempfile.gettempdir()) / f"gridseq-ucr-table-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        records = json.loads(json_path.read_text()) if json_path.exists() else []
+        records = [r for r in records if (r["dataset"], r["model"], r["seed"]) != key] + [record]
+        atomic_write_text(json_path, json.dumps(records, indent=1))
+    return records
 
 
 def table(records: list[dict]) -> str:
@@ -108,11 +128,10 @@ def main() -> None:
                     if done:
                         continue
                     record = run_one(dataset, model, seed, args.epochs)
-                    records = [r for r in records if (r["dataset"], r["model"], r["seed"]) != (dataset, model, seed)]
-                    records.append(record)
-                    json_path.write_text(json.dumps(records, indent=1))
+                    records = append(json_path, record)
                     print(f"{dataset:24s} {model:9s} seed {seed}: test {record['test_accuracy']:.4f} "
                           f"({record['seconds']:.0f} s)", flush=True)
+    records = json.loads(json_path.read_text()) if json_path.exists() else []
     md_path.write_text(table(records))
     print(md_path.read_text())
 

@@ -47,7 +47,10 @@ TABLE: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     # a 4-level TCN sees 61 steps, less than most archive series: average over all steps instead
     ("ucr/*", "tcn"): {"model": {"pooling": "mean"}},
     # whole series are classified offline, so both directions are available; on JapaneseVowels a
-    # bidirectional GRU's validation accuracy is 1.0 on seeds 0-2 (one-way: 0.93, mean pooling: 0.88)
+    # bidirectional GRU's validation accuracy is 1.0 on seeds 0-2 (one-way: 0.93, mean pooling: 0.88).
+    # Kept after a validation-only check on the val splits of seeds 0-2 (81 series; errors, mean final
+    # val loss): this default 0, 0.022; hidden 64: 1, 0.029; max pooling 2, 0.022; 2 layers of 64 with
+    # dropout 0.3: 2, 0.045; AdamW weight decay 1e-2: 0, 0.023 -- none better
     ("ucr/*", "lstm"): {"model": {"bidirectional": True}},
     ("ucr/*", "gru"): {"model": {"bidirectional": True}},
     ("ucr/*", "rnn"): {"model": {"bidirectional": True}},

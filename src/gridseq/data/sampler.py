@@ -126,3 +126,52 @@ def padded_fraction(lengths: Tensor, batches: list[Tensor]) -> float:
         padded += int(lb.max()) * len(lb)
         total += int(lb.sum())
     return 1.0 - total / padded if padded else 0.0
+
+
+class StreamSampler:
+    """Batches of consecutive chunks for stateful training (truncated backpropagation through time).
+
+    A split of n consecutive text chunks is read as `streams` parallel streams, each a contiguous run
+    of `steps = n // streams` chunks; batch k holds chunk k of every stream, so row b of batch k+1
+    continues row b of batch k and the hidden state can be carried from one batch to the next. The
+    order is the same every epoch. With several processes, each rank takes its own streams.
+
+    Args:
+        n: number of chunks.
+        batch_size: streams per rank (fewer when the split is too short).
+        remainder: also yield the chunks left over by `n // streams` as a last, smaller batch (for
+            evaluation: every chunk is scored). Default: False.
+        rank, world_size: as in `BatchSampler`.
+
+    Example:
+        >>> [b.tolist() for b in StreamSampler(7, 2, remainder=True)]
+        [[0, 3], [1, 4], [2, 5], [6]]
+    """
+
+    def __init__(self, n: int, batch_size: int, *, remainder: bool = False, rank: int = 0, world_size: int = 1):
+        self.n = check_positive_int(n, "n", minimum=0)
+        check_positive_int(batch_size, "batch_size")
+        self.world_size = check_positive_int(world_size, "world_size")
+        self.rank = check_positive_int(rank, "rank", minimum=0)
+        if self.rank >= self.world_size:
+            raise ConfigError(f"rank must be in [0, world_size={world_size}), got {rank}.")
+        self.streams = max(1, min(batch_size, self.n // self.world_size))
+        total = self.streams * self.world_size
+        self.steps = self.n // total
+        self.remainder = remainder and self.world_size == 1 and self.n > total * self.steps
+
+    def set_epoch(self, epoch: int) -> None:
+        """Accepted for the trainer's sake: the order does not change between epochs."""
+
+    def __len__(self) -> int:
+        return self.steps + int(self.remainder)
+
+    def batches(self) -> list[Tensor]:
+        starts = (torch.arange(self.streams) * self.world_size + self.rank) * self.steps  # this rank's streams
+        out = [starts + k for k in range(self.steps)]
+        if self.remainder:
+            out.append(torch.arange(self.streams * self.steps, self.n))
+        return out
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter(self.batches())

@@ -96,13 +96,19 @@ class Split:
     Args:
         x: all items, (N, ...) in the batch-first layout of the dataset's kind, padded along time
             (dim 1) to the longest item when lengths vary.
-        y: (N,) int64 class indices.
+        y: (N,) int64 class indices; for per-step and sequence targets (N, U) int64 token or class
+            ids padded with 0 (language modelling, seq2seq), for forecasting (N, horizon, targets).
         lengths: (N,) int64 valid lengths, or None when every item has the full length.
+        texts: text datasets keep their raw inputs here (one string per item; for language
+            modelling the whole text slice as one string), so users and baselines see the data.
+        targets: the raw target strings of seq2seq data (one per item), or None.
     """
 
     x: Tensor
     y: Tensor
     lengths: Tensor | None = None
+    texts: list[str] | str | None = None
+    targets: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.x.shape[0] != self.y.shape[0] or (self.lengths is not None and self.lengths.shape[0] != self.x.shape[0]):

@@ -132,6 +132,14 @@ def create(name: str, **kwargs) -> nn.Module:
     return model
 
 
+PER_STEP_TASKS = ("tag", "lm")  # tasks scored at every step: many-to-many models
+
+
+def per_step_for(info) -> dict:
+    """`{"per_step": True}` for datasets whose task scores every step, else {} (for `from_info`)."""
+    return {"per_step": True} if info.task in PER_STEP_TASKS else {}
+
+
 def create_for(name: str, info, **overrides) -> nn.Module:
     """Build `name` for a dataset: its `info` fills input size/shape and classes; `overrides` win."""
     e = entry(name)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from gridseq._validation import check_choice, check_positive_int, check_probability
 from gridseq.errors import ConfigError
-from gridseq.models.registry import register
+from gridseq.models.registry import per_step_for, register
 from gridseq.nn.cells import NONLINEARITIES
 from gridseq.nn.recurrent import IMPLS, MODES, Recurrent
 from gridseq.nn.sequence import final_features, length_mask, masked_max, masked_mean
@@ -131,35 +131,45 @@ class RNNModel(nn.Module):
 
     def forward_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The encoder's summary: (B, D*H), or per step (B, T, D*H) with `per_step`."""
+        return self._encode(x, lengths, None)[0]
+
+    def _encode(self, x: Tensor, lengths: Tensor | None, state):
+        # features and the encoder's final state (each sequence's state at its own last valid step)
         if self.embedding is not None:
             x, lengths = check_tokens(x, lengths, vocab_size=self.config.vocab_size)
             x = self.embedding(x)  # (B, T, E)
         else:
             x, lengths = check_sequence(x, lengths, features=self.config.input_size)
-        outputs, _ = self.encoder(x, lengths)  # (B, T, D*H), zero at padded steps
+        outputs, state = self.encoder(x, lengths, state)  # (B, T, D*H), zero at padded steps
         if self.config.per_step:
-            return outputs
+            return outputs, state
         if self.config.pooling == "mean":
-            return masked_mean(outputs, lengths)
+            return masked_mean(outputs, lengths), state
         if self.config.pooling == "max":
-            return masked_max(outputs, lengths)
-        return final_features(outputs, lengths, self.encoder.num_directions)  # (B, D*H)
+            return masked_max(outputs, lengths), state
+        return final_features(outputs, lengths, self.encoder.num_directions), state  # (B, D*H)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Logits (B, K), or (B, T, K) with `per_step`."""
-        features = self.forward_features(x, lengths)
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None, return_state: bool = False):
+        """Logits (B, K), or (B, T, K) with `per_step`.
+
+        `state` continues the recurrence from an earlier call (the `Recurrent` state: h, or (h, c)
+        for an LSTM, each (L*D, B, H)); with `return_state=True` the result is `(logits, state)` —
+        what a stateful language model (truncated BPTT) and text generation use.
+        """
+        features, state = self._encode(x, lengths, state)
         logits = self.head(features)
         if self.config.per_step and lengths is not None:
             # padded steps carry no prediction; zero them so they are identical however a batch is padded
             valid = length_mask(lengths, logits.shape[1], logits.device).unsqueeze(-1)  # (B, T, 1)
             logits = logits.masked_fill(~valid, 0.0)
-        return logits
+        return (logits, state) if return_state else logits
 
 
 def _from_info(info) -> dict:
-    """A dataset's input size or vocabulary and its number of classes."""
+    """A dataset's input size or vocabulary, its number of classes, and per-step output for tasks
+    that score every step."""
     sizes = {"vocab_size": info.vocab_size} if info.kind == "tokens" else {"input_size": info.input_shape[-1]}
-    return {**sizes, "num_classes": info.output_size}
+    return {**sizes, "num_classes": info.output_size, **per_step_for(info)}
 
 
 _KINDS = ("sequence", "series", "tokens")

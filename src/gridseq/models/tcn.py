@@ -33,7 +33,10 @@ class TCNConfig:
     """Configuration of `TCN`.
 
     Args:
-        input_size: F, features per step.
+        input_size: F, features per step of float sequences (B, T, F); or
+        vocab_size: size of the vocabulary of token ids (B, T) (id 0 is padding), read through an
+            embedding. Give exactly one of the two.
+        embedding_dim: size of the token embedding (with `vocab_size` only). Default: 64.
         num_classes: K; for forecasting, horizon × target series (`DatasetInfo.output_size`).
         channels: width of every residual block. Default: 64.
         kernel_size: causal conv window. Default: 3.
@@ -48,8 +51,10 @@ class TCNConfig:
             is then unused. Default: False.
     """
 
-    input_size: int
     num_classes: int
+    input_size: int | None = None
+    vocab_size: int | None = None
+    embedding_dim: int = 64
     channels: int = 64
     kernel_size: int = 3
     num_levels: int = 4
@@ -59,7 +64,16 @@ class TCNConfig:
     per_step: bool = False
 
     def __post_init__(self) -> None:
-        check_positive_int(self.input_size, "input_size")
+        if (self.input_size is None) == (self.vocab_size is None):
+            raise ConfigError(
+                f"give exactly one of input_size (float sequences (B, T, F)) and vocab_size (token ids (B, T)), "
+                f"got input_size={self.input_size!r} and vocab_size={self.vocab_size!r}."
+            )
+        if self.input_size is not None:
+            check_positive_int(self.input_size, "input_size")
+        else:
+            check_positive_int(self.vocab_size, "vocab_size", minimum=2)  # id 0 is padding
+        check_positive_int(self.embedding_dim, "embedding_dim")
         check_positive_int(self.num_classes, "num_classes")
         check_positive_int(self.channels, "channels")
         check_positive_int(self.kernel_size, "kernel_size")
@@ -114,7 +128,8 @@ class TCN(nn.Module):
     Args:
         config: TCNConfig.
     Shape:
-        - x: (B, T, F) float, F = input_size.  - lengths: (B,) int64, optional.
+        - x: (B, T, F) float, F = input_size; or (B, T) int64 token ids with vocab_size.
+        - lengths: (B,) int64, optional.
         - Output: (B, K) logits, or (B, T, K) with per_step=True (steps past a sequence's length
           hold values computed from padding; mask them out of the loss).
     Example:
@@ -132,14 +147,20 @@ class TCN(nn.Module):
         if config.per_step:
             self.topology = "many-to-many"
         c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embedding_dim, padding_idx=0) if c.vocab_size is not None else None
+        first = c.embedding_dim if c.vocab_size is not None else c.input_size
         self.blocks = nn.Sequential(*(
-            TemporalBlock(c.input_size if i == 0 else c.channels, c.channels, c.kernel_size, 2**i, c.dropout, c.weight_norm)
+            TemporalBlock(first if i == 0 else c.channels, c.channels, c.kernel_size, 2**i, c.dropout, c.weight_norm)
             for i in range(c.num_levels)
         ))
         self.head = nn.Linear(c.channels, c.num_classes)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        x, lengths = shapes.check_sequence(x, lengths, features=self.config.input_size)
+        if self.embedding is not None:
+            x, lengths = shapes.check_tokens(x, lengths, vocab_size=self.config.vocab_size)
+            x = self.embedding(x)  # (B, T, E)
+        else:
+            x, lengths = shapes.check_sequence(x, lengths, features=self.config.input_size)
         h = self.blocks(x.transpose(1, 2)).transpose(1, 2)  # (B, F, T) through the convs, back to (B, T, C)
         if self.config.per_step:
             return self.head(h)  # (B, T, K)
@@ -148,11 +169,12 @@ class TCN(nn.Module):
 
 
 def _from_info(info) -> dict:
-    return {"input_size": info.input_shape[-1], "num_classes": info.output_size}
+    sizes = {"vocab_size": info.vocab_size} if info.kind == "tokens" else {"input_size": info.input_shape[-1]}
+    return {**sizes, "num_classes": info.output_size, **registry.per_step_for(info)}
 
 
 registry.register(
     "tcn", TCN,
     description="temporal convolutional network: causal dilated residual 1D convs (Bai et al. 2018)",
-    kinds=("sequence", "series"), from_info=_from_info,
+    kinds=("sequence", "series", "tokens"), from_info=_from_info,
 )

@@ -5,9 +5,14 @@
     'accuracy'
 """
 
-from gridseq.tasks import classify, forecast  # noqa: F401  (registers "classify" and "forecast")
-from gridseq.tasks.base import Metrics, Task, for_data, get, names, register
+from gridseq.tasks import classify, forecast, lm, regress, seq2seq, tag  # noqa: F401  (registers the task kinds)
+from gridseq.tasks.base import Metrics, SumMetrics, Task, for_data, get, names, register
 from gridseq.tasks.classify import ClassifyTask, ConfusionMetrics
 from gridseq.tasks.forecast import ForecastMetrics, ForecastTask
+from gridseq.tasks.lm import LMMetrics, LMTask
+from gridseq.tasks.regress import RegressionMetrics, RegressTask
+from gridseq.tasks.seq2seq import Seq2SeqMetrics, Seq2SeqTask
+from gridseq.tasks.tag import StepMetrics, TagTask
 
-__all__ = ["ClassifyTask", "ConfusionMetrics", "ForecastMetrics", "ForecastTask", "Metrics", "Task", "for_data", "get", "names", "register"]
+__all__ = ["ClassifyTask", "ConfusionMetrics", "ForecastMetrics", "ForecastTask", "LMMetrics", "LMTask", "Metrics",
+           "RegressionMetrics", "RegressTask", "Seq2SeqMetrics", "Seq2SeqTask", "StepMetrics", "SumMetrics", "TagTask", "Task", "for_data", "get", "names", "register"]

@@ -13,6 +13,7 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from gridseq._validation import did_you_mean
@@ -45,6 +46,37 @@ class Metrics(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         """Restore the running sums saved by `state_dict()` (already on the device to accumulate on)."""
+
+
+class SumMetrics(Metrics):
+    """Metrics that are ratios of running sums: subclasses add named sums in `update` (tensors on the
+    device, no sync) and turn them into metrics in `finish(sums)`.
+
+    `self.add(loss_sum=..., correct=...)` accumulates; sums survive checkpoints through state_dict.
+    """
+
+    def __init__(self):
+        self.sums: dict[str, Tensor] = {}
+
+    def add(self, **values: Tensor | float) -> None:
+        for name, value in values.items():
+            value = value.detach().double() if isinstance(value, Tensor) else float(value)
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+
+    def compute(self) -> dict[str, float]:
+        if not self.sums:
+            return {}
+        return self.finish({k: float(v) for k, v in self.sums.items()})
+
+    @abstractmethod
+    def finish(self, sums: dict[str, float]) -> dict[str, float]:
+        """The metrics from the totals in `sums`."""
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {k: torch.as_tensor(v).cpu() for k, v in self.sums.items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.sums = {k: v.clone().double() for k, v in state.items()}
 
 
 class Task(ABC):
@@ -85,6 +117,23 @@ class Task(ABC):
 
     def check_split(self, split: Split, name: str) -> None:
         """Raise DataError if `split`'s targets cannot be used by this task. Default: accept."""
+
+    def sampler(self, n: int, batch_size: int, lengths: Tensor | None, *, seed: int, rank: int = 0, world_size: int = 1):
+        """The training batch order: an iterable of index tensors with `set_epoch(e)` and `len()`.
+        Default: shuffled, length-bucketed batches (`gridseq.data.sampler.BatchSampler`)."""
+        from gridseq.data.sampler import BatchSampler
+
+        return BatchSampler(n, batch_size, lengths=lengths, shuffle=True, seed=seed, rank=rank, world_size=world_size)
+
+    def eval_order(self, split: Split, batch_size: int):
+        """Index batches for evaluation. Default: sorted by length, so variable-length batches
+        carry little padding (metrics ignore order)."""
+        order = torch.argsort(split.lengths, stable=True) if split.lengths is not None else torch.arange(len(split))
+        return [index for index in order.split(batch_size) if len(index)]
+
+    def reset(self) -> None:
+        """Forget any state carried between batches (stateful tasks: a language model's hidden
+        state); the trainer calls it at the start of every epoch and every evaluation."""
 
     def baselines(self, split: Split) -> dict[str, dict[str, float]]:
         """Metrics of reference predictors that need no model (e.g. forecasting's naive and

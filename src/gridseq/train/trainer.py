@@ -16,7 +16,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,12 +100,6 @@ def _model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def _eval_order(split: Split, batch_size: int) -> Iterator[Tensor]:
-    # sorted by length, so variable-length batches carry little padding; metrics ignore order
-    order = torch.argsort(split.lengths, stable=True) if split.lengths is not None else torch.arange(len(split))
-    yield from (index for index in order.split(batch_size) if len(index))
-
-
 def _resolve_task(task: tasks.Task | str | None, info: DatasetInfo | None, model: nn.Module) -> tasks.Task:
     if isinstance(task, tasks.Task):
         return task
@@ -145,9 +139,10 @@ def evaluate(
     metrics = task.metrics()
     was_training = model.training
     model.eval()
+    task.reset()
     try:
         with torch.no_grad():
-            for index in _eval_order(split, batch_size):
+            for index in task.eval_order(split, batch_size):
                 batch = split.batch(index).to(device)
                 output = task.forward(model, batch)
                 metrics.update(output, batch, task.loss(output, batch))
@@ -176,13 +171,6 @@ def _check_fit_args(a: dict[str, Any]) -> None:
         raise ConfigError("resume and checkpoint_every need a run directory to keep checkpoints in; pass run_dir=...")
 
 
-def _make_sampler(n: int, batch_size: int, lengths: Tensor | None, seed: int):
-    from gridseq.data.sampler import BatchSampler
-
-    return BatchSampler(n, batch_size, lengths=lengths, shuffle=True, seed=seed,
-                        rank=distributed.rank(), world_size=distributed.world_size())
-
-
 class _Trainer:
     """One call of `fit`: the loop and the state a checkpoint must capture (see resume.py)."""
 
@@ -198,7 +186,8 @@ class _Trainer:
         seed_everything(args["seed"])
         model.to(self.device)
         self.net = distributed.wrap(model, self.device)  # what the forward pass calls (DDP or the model)
-        self.sampler = _make_sampler(len(data.train), args["batch_size"], data.train.lengths, args["seed"])
+        self.sampler = self.task.sampler(len(data.train), args["batch_size"], data.train.lengths, seed=args["seed"],
+                                         rank=distributed.rank(), world_size=distributed.world_size())
         self.steps_per_epoch = len(self.sampler)
         self.optimizer = optim.build_optimizer(model, args["optimizer"], lr=args["lr"], weight_decay=args["weight_decay"])
         self.scheduler = optim.build_scheduler(
@@ -270,6 +259,7 @@ class _Trainer:
             ts.epoch_seconds = ts.epoch_step_seconds = 0.0
             ts.epoch_samples = 0
         self.sampler.set_epoch(epoch)
+        self.task.reset()
         self.model.train()
         started = time.perf_counter() - ts.epoch_seconds
         self.events("on_epoch_start", st)

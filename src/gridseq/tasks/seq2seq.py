@@ -1,0 +1,144 @@
+"""Sequence to sequence (many-to-many, encoder-decoder): a source token sequence → a target sequence.
+
+Targets `y` are `(N, U)` target-vocabulary ids, each target followed by `<eos>` and padded with
+`<pad>` (0). Training is teacher-forced cross-entropy over the non-pad target tokens (the model's
+teacher-forcing ratio decides what it feeds back). Evaluation also **decodes freely** — greedy, or beam
+search with `beam` > 1 — because that is what a user gets, and scores the decoded sequences:
+
+- `exact_match`: the decoded sequence equals the target (the primary metric);
+- `token_accuracy`: decoded token i equals target token i, over target tokens (`<eos>` included);
+- `cer`: character (token) error rate — Levenshtein distance / target length, summed over items;
+- `loss`: the teacher-forced cross-entropy per target token.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gridseq._validation import check_positive_int
+from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.vocab import EOS, PAD
+from gridseq.errors import DataError, ShapeError
+from gridseq.tasks.base import SumMetrics, Task, register
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+    """Levenshtein distance between two token lists (insertions, deletions, substitutions cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def strip(ids: list[int]) -> list[int]:
+    """Token ids up to (not including) the first `<eos>`, without padding."""
+    out = []
+    for i in ids:
+        if i == EOS:
+            break
+        if i != PAD:
+            out.append(i)
+    return out
+
+
+class Seq2SeqMetrics(SumMetrics):
+    """Teacher-forced loss plus exact match, token accuracy and CER of freely decoded sequences."""
+
+    def __init__(self, task: Seq2SeqTask):
+        super().__init__()
+        self.task = task
+
+    def update(self, output: Tensor, batch: Batch, loss: Tensor) -> None:
+        target = batch.y
+        tokens = (target != PAD).sum()
+        self.add(loss=loss * tokens, tokens=tokens)
+        decoded = self.task.decoded
+        if decoded is None:  # training batches: teacher-forced argmax only
+            return
+        self.task.decoded = None
+        width = max(decoded.shape[1], target.shape[1])
+        pred = F.pad(decoded, (0, width - decoded.shape[1]), value=PAD)
+        true = F.pad(target, (0, width - target.shape[1]), value=PAD)
+        scored = true != PAD
+        pairs = [(strip(p), strip(t)) for p, t in zip(pred.tolist(), true.tolist())]
+        self.add(token_right=((pred == true) & scored).sum(), target_tokens=scored.sum(), items=len(batch),
+                 exact=sum(p == t for p, t in pairs), edits=sum(edit_distance(p, t) for p, t in pairs),
+                 chars=sum(len(t) for _, t in pairs))
+
+    def finish(self, s: dict[str, float]) -> dict[str, float]:
+        out = {"loss": s["loss"] / max(s["tokens"], 1.0)}
+        if "items" in s:
+            out.update(exact_match=s["exact"] / max(s["items"], 1.0), token_accuracy=s["token_right"] / max(s["target_tokens"], 1.0),
+                       cer=s["edits"] / max(s["chars"], 1.0))
+        return out
+
+
+@register
+class Seq2SeqTask(Task):
+    """Encoder-decoder training and evaluation by free decoding.
+
+    Args:
+        info: the dataset's info (`num_classes` = target vocabulary size).
+
+    Attributes:
+        beam: beam width for evaluation decoding (1 = greedy). Default: 1.
+        max_length: decoding limit in target tokens; None = the model's own limit.
+    """
+
+    name = "seq2seq"
+    topologies = ("encoder-decoder",)
+    primary = "exact_match"
+    higher_is_better = True
+
+    def __init__(self, info: DatasetInfo | None = None):
+        super().__init__(info)
+        self.vocab_size = info.num_classes if info is not None else None
+        self.beam = 1
+        self.max_length: int | None = None
+        self.decoded: Tensor | None = None  # (B, U') ids decoded by the last evaluation forward
+
+    def forward(self, model: nn.Module, batch: Batch) -> Tensor:
+        logits = model(batch.x, batch.lengths, target=batch.y)
+        if not model.training:
+            inner = getattr(model, "module", model)
+            limit = self.max_length or batch.y.shape[1] + 8  # room to see overlong outputs as errors
+            self.decoded = inner.generate(batch.x, batch.lengths, beam=self.beam, max_length=limit)
+        return logits
+
+    def _check_output(self, output: Tensor, batch: Batch) -> None:
+        if output.dim() != 3 or output.shape[:2] != batch.y.shape[:2] or (self.vocab_size is not None and output.shape[2] != self.vocab_size):
+            v = self.vocab_size if self.vocab_size is not None else "V"
+            raise ShapeError(f"seq2seq expects teacher-forced logits of shape (B, U, {v}) = {(*batch.y.shape, v)}, got {tuple(output.shape)}.")
+
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+        self._check_output(output, batch)
+        return F.cross_entropy(output.flatten(0, 1), batch.y.flatten(), ignore_index=PAD)
+
+    def metrics(self) -> Seq2SeqMetrics:
+        return Seq2SeqMetrics(self)
+
+    def predict(self, output: Tensor) -> Tensor:
+        """Token ids (B, U) of teacher-forced logits; for real outputs use the model's `generate`."""
+        return output.argmax(dim=-1)
+
+    def check_split(self, split: Split, name: str) -> None:
+        y = split.y
+        if y.dtype != torch.int64 or y.dim() != 2:
+            raise DataError(f"seq2seq needs {name} targets y of shape (N, U) int64 target-token ids padded with 0, got {tuple(y.shape)} {y.dtype}.")
+        if len(y) and bool(((y == EOS).sum(1) != 1).any()):
+            raise DataError(f"every {name} target must hold exactly one <eos> (id {EOS}) after its tokens; encode targets with eos=True.")
+        if self.vocab_size is not None and len(y) and int(y.max()) >= self.vocab_size:
+            raise DataError(f"{name} target ids reach {int(y.max())}, beyond the target vocabulary of {self.vocab_size}.")
+
+    def configure(self, *, beam: int | None = None, max_length: int | None = None) -> Seq2SeqTask:
+        """Set evaluation decoding: beam width and length limit."""
+        if beam is not None:
+            self.beam = check_positive_int(beam, "beam")
+        if max_length is not None:
+            self.max_length = check_positive_int(max_length, "max_length")
+        return self

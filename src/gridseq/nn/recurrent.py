@@ -2,8 +2,10 @@
 
 One set of parameters, two ways to run them:
 
-- **fused** — torch's own `nn.RNN` / `nn.LSTM` / `nn.GRU` kernels (oneDNN on CPU, cuDNN on GPU);
-  variable-length batches are packed so padded steps cost nothing.
+- **fused** — torch's own `nn.RNN` / `nn.LSTM` / `nn.GRU` kernels (oneDNN on CPU, cuDNN on GPU).
+  Variable-length LSTM batches are packed; Elman and GRU batches run padded (cheaper on CPU once
+  batches are length-bucketed), with the backward direction reversed within each sequence's length
+  and padded outputs zeroed — the same results either way.
 - **reference** — the readable gate math of `gridseq.nn.cells`, fed the *same* weights: per layer and
   direction one matmul projects the inputs of every time step, then a loop runs the recurrence with a
   length mask so padded steps leave the state untouched. It can record every gate (`trace`).
@@ -188,11 +190,49 @@ class Recurrent(nn.Module):
     def _run_fused(self, x: Tensor, lengths: Tensor | None, state: State | None) -> tuple[Tensor, State]:
         if lengths is None:
             return self.rnn(x, state)
+        if self.mode != "lstm":
+            return self._run_padded(x, lengths, state)
         # packing sorts internally and un-sorts outputs and state, so each row keeps its own state
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         outputs, final = self.rnn(packed, state)
         outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])  # (B, T, D*H)
         return outputs, final
+
+    def _run_padded(self, x: Tensor, lengths: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Elman / GRU over a padded batch without packing, one fused kernel call per layer and direction.
+
+        On CPU, packed sequences cost the kernels more than the padded steps they skip once batches
+        are length-bucketed (benchmarks/varlen.py). Padding is harmless to a forward pass: the valid
+        steps come first and never read the padded ones, whose outputs are zeroed. The backward
+        direction runs forwards over each sequence reversed *within its own length*, so it too
+        starts at the sequence's end. An Elman or GRU state is its output, so the final state is the
+        output at each sequence's last valid step. (An LSTM's cell state is not an output, so LSTMs
+        keep the packed path.)
+        """
+        batch, time, _ = x.shape
+        steps = torch.arange(time, device=x.device)
+        last = (lengths.to(x.device) - 1).clamp_min(0)  # (B,)
+        # flip[b, t] = len_b - 1 - t inside the sequence, t in its padding: an involution
+        flip = torch.where(steps < last.unsqueeze(1) + 1, last.unsqueeze(1) - steps, steps)  # (B, T)
+        valid = (steps < last.unsqueeze(1) + 1).unsqueeze(-1)  # (B, T, 1)
+        kernel = {"gru": torch._VF.gru, "rnn": torch._VF.rnn_tanh if self.nonlinearity == "tanh" else torch._VF.rnn_relu}[self.mode]
+        layer_input, finals = x, []
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                k = layer * self.num_directions + d
+                index = flip.unsqueeze(-1).expand(-1, -1, layer_input.shape[-1])
+                src = layer_input.gather(1, index) if d else layer_input
+                h0 = state[k : k + 1] if state is not None else x.new_zeros(1, batch, self.hidden_size)
+                out, _ = kernel(src, h0, list(self._weights(layer, d)), True, 1, 0.0, self.training, False, True)
+                finals.append(out.gather(1, last.view(batch, 1, 1).expand(-1, 1, self.hidden_size)).squeeze(1))
+                if d:
+                    out = out.gather(1, flip.unsqueeze(-1).expand(-1, -1, self.hidden_size))
+                outs.append(out.masked_fill(~valid, 0.0))
+            layer_input = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]  # (B, T, D*H)
+            if layer < self.num_layers - 1 and self.dropout > 0:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+        return layer_input, torch.stack(finals)  # (B, T, D*H), (L*D, B, H)
 
     # ---- reference path -----------------------------------------------------------------------------
 

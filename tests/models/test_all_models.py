@@ -19,7 +19,7 @@ from gridseq.data.split import KINDS, DatasetInfo
 from gridseq.errors import ShapeError
 
 B = 3
-TOPOLOGIES = ("one-to-one", "many-to-one", "many-to-many")
+TOPOLOGIES = ("one-to-one", "many-to-one", "many-to-many", "encoder-decoder")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -97,8 +97,10 @@ def build(name, info, variant):
     return models.create_for(name, info, **variant)
 
 
-def expected_shape(model, info, x):
+def expected_shape(model, info, x, out=None):
     k = info.num_classes
+    if model.topology == "encoder-decoder":  # greedy decoding without a target: U' <= max_length steps
+        return (B, min(out.shape[1], model.config.max_length), k)
     if model.topology in ("one-to-one", "many-to-one"):
         return (B, k)
     if info.kind == "image":
@@ -146,7 +148,7 @@ def test_output_shape_and_finite(name, info, variant):
     model = build(name, info, variant)
     x, lengths = sample_input(info)
     out = run(model, x, lengths)
-    assert tuple(out.shape) == expected_shape(model, info, x), f"topology {model.topology}"
+    assert tuple(out.shape) == expected_shape(model, info, x, out), f"topology {model.topology}"
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all(), "output holds NaN or Inf"
 
@@ -186,6 +188,9 @@ def test_items_do_not_depend_on_their_batch(name, info, variant):
             alone = run(model, x[i : i + 1, :n], None if lengths is None else lengths[i : i + 1])
             if info.kind == "image" or batched.dim() == 2:
                 got, want = batched[i], alone[0]
+            elif model.topology == "encoder-decoder":  # its own decoded steps, then zeros after its <eos>
+                assert batched[i, alone.shape[1]:].eq(0).all(), f"item {i}: logits after its own <eos>"
+                got, want = batched[i, : alone.shape[1]], alone[0]
             else:  # per step: compare the valid steps
                 got, want = batched[i, :n], alone[0, :n]
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4, msg=f"item {i} (length {n})")

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 from gridseq import errors, models, shapes
 from gridseq.io import load, save
 
-__all__ = ["__version__", "errors", "shapes", "models", "nn", "datasets", "save", "load", "fit", "evaluate"]
+__all__ = ["__version__", "errors", "shapes", "models", "nn", "datasets", "save", "load", "fit", "evaluate", "generate", "stream_text"]
 
 
 def __getattr__(name):
@@ -21,4 +21,6 @@ def __getattr__(name):
         return importlib.import_module(f"gridseq.{name}")
     if name in ("fit", "evaluate"):
         return getattr(importlib.import_module("gridseq.train"), name)
+    if name in ("generate", "stream_text"):
+        return getattr(importlib.import_module("gridseq.textgen"), name)
     raise AttributeError(f"module 'gridseq' has no attribute {name!r}")

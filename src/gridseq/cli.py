@@ -136,27 +136,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how to present the data (default: what the model takes; images become row sequences for recurrent models)")
     d.add_argument("--image-size", type=_image_size, metavar="HxW", help="resize images from a folder to HxW")
     d.add_argument("--label-column", metavar="NAME", help="the label column of a CSV file (default: label)")
+    d.add_argument("--task", choices=("classify", "lm", "seq2seq", "forecast"),
+                   help="what to learn from a file: classify (CSV text+label), lm (plain text), seq2seq (TSV source/target), forecast (CSV series)")
 
     p = sub.add_parser("evaluate", parents=[verbosity], help="evaluate a trained run on one of its splits",
                        description="Reload the run's dataset exactly as it was trained (same seed, view and options) and print metrics.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=("test", "val", "train"), default="test", help="default: test")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--beam", type=_positive_int, metavar="N", help="seq2seq runs: decode with beam search of width N (default: greedy)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     p = sub.add_parser("predict", parents=[verbosity], help="predict labels with a trained run",
                        description="Predict the label and class probabilities of each input: image files, or .npz / .csv files "
                                    "of sequences (one prediction per row), prepared exactly like the training data.")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("inputs", metavar="INPUT", nargs="*", help="image files, .npz or .csv files")
+    p.add_argument("inputs", metavar="INPUT", nargs="*", help="image files, .npz or .csv files; for text runs, the texts themselves")
     p.add_argument("--split", choices=("test", "val", "train"), help="predict on the run's own dataset split instead of INPUTs")
     p.add_argument("--invert", action="store_true", help="images: use 1 - pixel (dark ink on light paper, for a model trained on light on dark)")
     p.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="how many classes to list per item (default: 3)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--beam", type=_positive_int, default=1, metavar="N", help="seq2seq runs: beam width (default: 1, greedy)")
     p.add_argument("--json", action="store_true", help="print JSON: one record per item")
     from gridseq import cli_forecast  # argparse only: cheap to import
 
     cli_forecast.add_parser(sub, [verbosity], _positive_int)
+    from gridseq import cli_text
+
+    cli_text.add_parser(sub, [verbosity], _positive_int, _non_negative_float)
     parser.subcommands = sub.choices  # name → subparser, for error messages
     return parser
 
@@ -266,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gridseq import cli_forecast
 
             return cli_forecast.cmd_forecast(args)
+        if args.command == "generate":
+            from gridseq import cli_text
+
+            return cli_text.cmd_generate(args)
         return cli_run.cmd_predict(args)
     except GridseqError as e:
         _error_line(" ".join(str(e).split()))  # one line even when the message has several

@@ -43,7 +43,7 @@ def cmd_train(args, raw_overrides: dict[str, str]) -> int:
     model_kw = _model_settings(args, entry, overrides["model"])
     table = defaults.lookup(args.dataset, entry.name)
     train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
-    options = {k: v for k, v in (("image_size", args.image_size), ("label_column", args.label_column)) if v is not None}
+    options = {k: v for k, v in (("image_size", args.image_size), ("label_column", args.label_column), ("task", args.task)) if v is not None}
     options.update(overrides["data"])
     run_dir = _prepare_run_dir(args, entry.name)
 
@@ -63,16 +63,23 @@ def cmd_train(args, raw_overrides: dict[str, str]) -> int:
     result = train.fit(model, data, seed=args.seed, run_dir=run_dir, resume=args.resume, progress=args.progress, data_spec=spec, **train_kw)
 
     _print_metrics(f"test metrics ({entry.name} on {args.dataset})", result.test)
-    console().print(f"trained in {result.train_seconds:.1f} s\nrun dir: {result.run_dir}", highlight=False, markup=False)
+    console().print(f"trained in {result.train_seconds:.1f} s\nrun dir: {result.run_dir}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 
 def cmd_evaluate(args) -> int:
     from gridseq import train
 
+    from gridseq import tasks
+
     model, config = _open_run(args.run_dir)
     data, info = _reload_data(config, args.run_dir)
-    metrics = train.evaluate(model, data.splits()[args.split], info=info, batch_size=args.batch_size)
+    task = tasks.for_data(info, model)
+    if args.beam is not None:
+        if not hasattr(task, "configure"):
+            raise ConfigError(f"--beam applies to seq2seq runs; {args.run_dir} is a {info.task} run.")
+        task.configure(beam=args.beam)
+    metrics = train.evaluate(model, data.splits()[args.split], task=task, batch_size=args.batch_size)
     if args.json:
         print_json(metrics)
     else:
@@ -89,6 +96,14 @@ def cmd_predict(args) -> int:
     model, config = _open_run(args.run_dir)
     if _run_info(config, args.run_dir).task == "forecast":
         raise ConfigError(f"{args.run_dir} is a forecasting run; use `gridseq forecast {args.run_dir}` to forecast with it.")
+    if _run_info(config, args.run_dir).kind == "tokens":
+        from gridseq.cli_text import predict_text
+
+        if args.split:
+            data, info = _reload_data(config, args.run_dir)
+            split = data.splits()[args.split]
+            return predict_text(args, model, info, list(split.texts), split.targets or split.y.tolist())
+        return predict_text(args, model, _run_info(config, args.run_dir), list(args.inputs), None)
     if args.split:
         data, info = _reload_data(config, args.run_dir)
         split = data.splits()[args.split]
@@ -271,4 +286,4 @@ def _print_predictions(records: list[dict]) -> None:
     for r in records:
         probs = ", ".join(f"{c} {p:.3f}" for c, p in r["probabilities"].items())
         target = f"  (true: {r['target']})" if "target" in r else ""
-        out.print(f"{r['input']}\t{r['label']}\t[{probs}]{target}", highlight=False, markup=False)
+        out.print(f"{r['input']}\t{r['label']}\t[{probs}]{target}", highlight=False, markup=False, soft_wrap=True)

@@ -30,6 +30,7 @@ from gridseq.data.readers import load_npz
 from gridseq.data.sampler import BatchSampler, iterate
 from gridseq.data.series_builtin import load_series_file
 from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
+from gridseq.data.text_io import is_text_csv, load_pairs_tsv, load_text_csv, load_text_file
 from gridseq.data.transforms import check_view
 from gridseq.data.ucr import load_ts
 from gridseq.errors import ConfigError, DataError
@@ -42,6 +43,7 @@ __all__ = [
 # file suffix -> (reader, layout of its items); a folder is an image folder
 FILE_READERS: dict[str, tuple[Callable[..., Dataset], str]] = {
     ".npz": (load_npz, "sequence"), ".csv": (load_csv, "sequence"), ".ts": (load_ts, "series"),
+    ".txt": (load_text_file, "tokens"), ".tsv": (load_pairs_tsv, "tokens"),  # text: language model, seq2seq
 }
 
 
@@ -64,7 +66,7 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
 
     Args:
         name_or_path: a built-in name (case-insensitive; a built-in wins over a folder of the same name:
-            write ./digits for the folder), or a path to an image folder, a .npz, .csv or .ts file.
+            write ./digits for the folder), or a path to an image folder, a .npz, .csv, .ts, .txt or .tsv file.
         seed: seeds the validation split; the test split is fixed. Default: 0.
         view: "image" or "sequence" (an image as a sequence of its rows: T = H, F = C·W). Default: the
             data's own kind.
@@ -74,7 +76,11 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
             "none"), missing ("interpolate" | "error"). A series CSV to forecast: task="forecast" with
             time_column, value_columns, targets, window, horizon, season, val_size, test_size,
             transform, relative, missing (see gridseq.data.series); sunspots, co2, airline take the
-            same window/period options.
+            same window/period options. Text (see gridseq.data.text_io): a .txt file (language model:
+            chunk), a .csv with a text column (classify: text_column, label_column, level, min_count,
+            val_path, test_path), a .tsv of source<TAB>target lines (seq2seq: level, target_level,
+            min_count, val_path, test_path); surnames/sentiment/dates/pydoc take their own options
+            (sentiment: level, min_confidence, min_count; dates: heldout, size; pydoc: chunk).
     Returns:
         The Dataset; `dataset.info.preprocessing` records how raw inputs were prepared.
     Raises:
@@ -98,12 +104,14 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
         reader, layout = load_image_folder, "image"
     elif options.get("task") == "forecast" and path.suffix.lower() == ".csv":
         reader, layout = load_series_file, "series"  # a time column and value columns, cut into windows
+    elif path.suffix.lower() == ".csv" and is_text_csv(path, {**options, "view": view}):
+        reader, layout = load_text_csv, "tokens"  # a text column and a label column
     elif path.suffix.lower() in FILE_READERS:
         reader, layout = FILE_READERS[path.suffix.lower()]
     else:
         raise DataError(
             f"cannot read {path}: unsupported file type {path.suffix or '(none)'!r}; expected a folder of images "
-            f"(one sub-folder per class), a .npz or a .csv file."
+            f"(one sub-folder per class), a .npz, .csv, .ts, .txt or .tsv file."
         )
     view = check_view(view, layout, str(path))
     return _call(reader, str(path), options, path, seed, view)

@@ -140,9 +140,9 @@ def test_missing_path_is_a_data_error(tmp_path):
 
 
 def test_unsupported_file_type(tmp_path):
-    (tmp_path / "a.txt").write_text("x")
-    with pytest.raises(DataError, match=r"unsupported file type '\.txt'"):
-        gd.load(tmp_path / "a.txt")
+    (tmp_path / "a.json").write_text("x")  # .txt is text for a language model
+    with pytest.raises(DataError, match=r"unsupported file type '\.json'"):
+        gd.load(tmp_path / "a.json")
 
 
 def test_bad_view_lists_valid_views():

@@ -26,7 +26,7 @@ from gridseq.errors import DataError
 
 _logger = logging.getLogger(__name__)
 
-MODULES = ("gridseq.data.builtin", "gridseq.data.ucr", "gridseq.data.series_builtin")
+MODULES = ("gridseq.data.builtin", "gridseq.data.ucr", "gridseq.data.series_builtin", "gridseq.data.text_builtin")
 
 
 @dataclass(frozen=True)

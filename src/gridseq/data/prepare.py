@@ -17,6 +17,9 @@ What each kind of model accepts:
   `@classLabel false`), read with the training data's missing-value rule; each series is then
   normalised as in training (per series, or with the training split's per-channel statistics).
 
+- text ("tokens": surnames, sentiment, dates, user CSV/TSV text): strings, cleaned by the dataset's
+  rule and encoded with the training vocabulary (unseen tokens become `<unk>`), padded, with lengths.
+
 A list may mix files and single items (one array per item: (C, H, W) / (H, W) for images,
 (T, F) / (T,) for sequences); the items come out in order.
 
@@ -78,7 +81,21 @@ def prepare_inputs(inputs: Any, info: DatasetInfo, *, invert: bool = False) -> B
         x, lengths = _sequences(sources, record, batch_array, info.variable_length)
         x, lengths = apply_preprocessing(x, lengths, record)
         return Batch(x, None, lengths)
+    if record["layout"] == "tokens":
+        return encode_texts(sources, record)
     raise DataError(f"prepare_inputs does not support {record['layout']!r} data.")
+
+
+def encode_texts(texts: list, record: dict[str, Any]) -> Batch:
+    """Strings → token ids as the training texts were made: the dataset's cleaning rule, then its
+    vocabulary (unseen tokens become `<unk>`); (N, T) padded with 0, with lengths."""
+    from gridseq.data.text_build import encode_texts as encode
+
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise DataError(f"text input {i} is {type(text).__name__}, expected a string (this model reads text).")
+    x, lengths = encode(texts, record)
+    return Batch(x, None, lengths)
 
 
 def _to_numpy(a) -> np.ndarray:

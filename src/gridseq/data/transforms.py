@@ -30,7 +30,7 @@ from torch import Tensor
 from gridseq._validation import check_choice
 from gridseq.errors import ConfigError, DataError
 
-VIEWS = {"image": ("image", "sequence"), "sequence": ("sequence",), "series": ("series",)}
+VIEWS = {"image": ("image", "sequence"), "sequence": ("sequence",), "series": ("series",), "tokens": ("tokens",)}
 NORMALIZE = ("auto", "series", "channel", "none")  # the choices for time series (see series_record)
 
 

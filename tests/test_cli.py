@@ -322,3 +322,18 @@ def test_python_dash_m_gridseq(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "Did you mean 'lstm'?" in bad.stderr
+
+
+def test_train_threads_sets_torch_intra_op_threads(capsys, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        code, _, err = run(capsys, "train", "digits", "--model", "cnn", "--epochs", "1", "--threads", "1",
+                           "--run-dir", tmp_path / "run", "--no-progress")
+        assert code == 0, err
+        assert torch.get_num_threads() == 1
+        assert_one_line_error(*run(capsys, "train", "digits", "--model", "cnn", "--threads", "0")[::2], "--threads")
+    finally:
+        torch.set_num_threads(before)

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=_positive_int, help="stop after this many epochs without a better validation score")
     t.add_argument("--seed", type=int, default=0, help="seeds data splits, weights and shuffling (default: 0)")
     t.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto")
+    t.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="CPU threads per operation (default: torch's, one per core); use 1 when several runs share the cores")
     t.add_argument("--checkpoint-every", type=_positive_int, metavar="N", help="also checkpoint every N optimizer steps (always at each epoch end)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show progress (default: a bar on a terminal, one line per epoch otherwise)")

@@ -37,6 +37,8 @@ _RUN_FILES = ("config.json", "model.safetensors", "metrics.json", "history.jsonl
 def cmd_train(args, raw_overrides: dict[str, str]) -> int:
     from gridseq import datasets, models, train
 
+    if args.threads:
+        torch.set_num_threads(args.threads)  # see docs/PERFORMANCE.md: oversubscribed cores cost ~10x
     entry = models.entry(args.model)
     fit_keys = [p for p in inspect.signature(train.fit).parameters if p not in _FIT_MANAGED]
     overrides = resolve(raw_overrides, model_cls_config=entry.config_cls, train_keys=fit_keys)

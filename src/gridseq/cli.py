@@ -6,6 +6,8 @@
     gridseq evaluate runs/digits-cnn-s0 --split test
     gridseq predict runs/digits-cnn-s0 some.png --top-k 3
     gridseq forecast runs/sunspots-lstm-s0 --horizon 22 --plot forecast.png
+    gridseq serve runs/digits-cnn-s0 --token-file token.txt
+    gridseq export runs/digits-cnn-s0 --format onnx
 
 Exit codes: 0 success; 2 a usage or input error (any `GridseqError`), printed as one line
 `gridseq: error: <message>`; 130 interrupted (Ctrl-C); 1 anything else, which is a bug and prints a
@@ -166,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gridseq import cli_text
 
     cli_text.add_parser(sub, [verbosity], _positive_int, _non_negative_float)
+    from gridseq import cli_serve  # argparse only: cheap to import
+
+    cli_serve.add_parser(sub, [verbosity], _positive_int, _non_negative_float)
     parser.subcommands = sub.choices  # name → subparser, for error messages
     return parser
 
@@ -279,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gridseq import cli_text
 
             return cli_text.cmd_generate(args)
+        if args.command in ("serve", "export"):
+            from gridseq import cli_serve
+
+            return cli_serve.cmd_serve(args) if args.command == "serve" else cli_serve.cmd_export(args)
         return cli_run.cmd_predict(args)
     except GridseqError as e:
         _error_line(" ".join(str(e).split()))  # one line even when the message has several

@@ -1,0 +1,170 @@
+"""Step-by-step streaming for causal recurrent models: one step in, the output for it out.
+
+A `StreamSession` keeps the recurrent state of one stream between steps, so step t costs one
+recurrent step — history is never recomputed. It runs the model's own state-carrying forward
+(`RNNModel.forward(x, state=..., return_state=True)`), so the output after t steps equals the model's
+output on the first t steps of the sequence (to float rounding):
+
+    task       output after each step
+    classify   the class of the sequence so far (its probabilities)
+    regress    the values predicted for the sequence so far
+    tag        the class of this step
+    lm         the most likely next token (and the top-k next-token probabilities)
+
+Who can stream: unidirectional rnn / lstm / gru models on sequences or text. A bidirectional model
+reads every step from both ends, so its output for step t depends on steps not yet sent; per-series
+z-normalised series need the whole series to normalise any step; images read as row sequences and
+permuted positions are not a stream in time.
+
+    >>> session = StreamSession(Predictor.from_run("runs/walks-lstm-s0"))  # doctest: +SKIP
+    >>> sorted(session.step([0.1, -0.3]))  # doctest: +SKIP
+    ['prediction', 'probabilities', 'step']
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from gridseq.data.transforms import apply_preprocessing
+from gridseq.data.vocab import SPECIALS
+from gridseq.errors import ConfigError, DataError
+from gridseq.predict import Predictor, as_numbers, top_probabilities
+
+STREAM_TASKS = ("classify", "regress", "tag", "lm")
+LM_TOP_K = 5  # next-token probabilities a language model reports per step by default
+
+
+def streamable(predictor: Predictor) -> tuple[bool, str]:
+    """(True, "") if `predictor`'s model can stream step by step, else (False, the reason)."""
+    from gridseq.models.rnn import RNNModel
+
+    model, info = predictor.model, predictor.info
+    record = info.preprocessing or {}
+    name = getattr(model, "gridseq_name", type(model).__name__)
+    if not isinstance(model, RNNModel):
+        return False, (f"model {name!r} is not a recurrent model with a carried state; streaming takes "
+                       f"unidirectional rnn, lstm or gru models (use POST /predict with whole sequences).")
+    if model.config.bidirectional:
+        return False, ("the model is bidirectional: its output for a step depends on steps after it, so it cannot "
+                       "stream; use POST /predict with whole sequences, or train a unidirectional model.")
+    if info.task not in STREAM_TASKS:
+        return False, f"streaming serves {', '.join(STREAM_TASKS)} models; this is a {info.task} model."
+    if info.kind != "tokens":
+        if record.get("layout") != "sequence":
+            return False, "the model reads images as row sequences; streaming takes sequence or text models."
+        if (record.get("normalize") or {}).get("scope") == "series":
+            return False, ("the model's series are z-normalised per series, which needs the whole series before "
+                           "any step; train with normalize='channel' to stream.")
+        if "permutation" in record:
+            return False, "the model reads time steps in a permuted order, so it cannot stream in time."
+    return True, ""
+
+
+class StreamSession:
+    """One stream's state: feed it one step at a time with `step`.
+
+    Args:
+        predictor: a `Predictor` of a streamable model (see `streamable`).
+        max_steps: steps one session may take before it must `reset`. Default: unbounded.
+        top_k: probabilities reported per step. Default: all classes (5 tokens for a language model).
+
+    Raises:
+        ConfigError: the model cannot stream (the message says why).
+    """
+
+    def __init__(self, predictor: Predictor, *, max_steps: int | None = None, top_k: int | None = None):
+        ok, reason = streamable(predictor)
+        if not ok:
+            raise ConfigError(reason)
+        self.predictor = predictor
+        self.model = predictor.model
+        self.max_steps = max_steps
+        self.top_k = top_k if top_k is not None else (LM_TOP_K if predictor.info.task == "lm" else None)
+        config = self.model.config
+        # mean/max pooling keeps a running sum/max of the top layer's outputs instead of all of them
+        self.pooling = None if config.per_step or config.pooling == "last" else config.pooling
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next step is step 1 of a new sequence."""
+        self.state = None
+        self.steps = 0
+        self._pooled: torch.Tensor | None = None
+
+    def step(self, value: Any) -> dict[str, Any]:
+        """Feed one step and return the output for it.
+
+        Args:
+            value: sequences: the step's F raw values (a list, or a number when F = 1); text: one token
+                (a character for char-level models, a word for word-level ones).
+        Returns:
+            {"step": steps so far, "prediction": ..., "probabilities": {...}} (see the module docstring).
+        Raises:
+            DataError: a malformed step (the session is unchanged), or the session is at `max_steps`.
+        """
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            raise DataError(f"this stream reached its limit of {self.max_steps} steps; reset it to start a new sequence.")
+        x = self._encode(value)
+        with torch.inference_mode():
+            out, state, pooled = self._forward(x)
+        if not bool(torch.isfinite(out).all()):
+            raise DataError("the model produced NaN or Inf for this step (values far outside the training range?); "
+                            "the step was not taken.")
+        self.state, self._pooled = state, pooled
+        self.steps += 1
+        return {"step": self.steps, **self._decode(out[0])}
+
+    def _forward(self, x: torch.Tensor):
+        model = self.model
+        if self.pooling is None:
+            logits, state = model(x, state=self.state, return_state=True)  # (1, K) or (1, 1, K)
+            return (logits[:, -1] if logits.dim() == 3 else logits), state, None
+        feats = model.embedding(x) if model.embedding is not None else x  # (1, 1, E or F)
+        outputs, state = model.encoder(feats, None, self.state)  # (1, 1, H)
+        h = outputs[:, 0]
+        if self._pooled is None:
+            pooled = h
+        else:
+            pooled = self._pooled + h if self.pooling == "mean" else torch.maximum(self._pooled, h)
+        summary = pooled / (self.steps + 1) if self.pooling == "mean" else pooled
+        return model.head(summary), state, pooled
+
+    def _encode(self, value: Any) -> torch.Tensor:
+        info, record = self.predictor.info, self.predictor.info.preprocessing
+        device = self.predictor.device
+        if info.kind == "tokens":
+            if not isinstance(value, str) or not value:
+                raise DataError(f"send one token as a non-empty string, got {type(value).__name__}.")
+            vocab = self.predictor.vocab
+            ids = vocab.encode(value.lower() if record.get("lowercase") else value)
+            if len(ids) != 1:
+                unit = "character" if vocab.level == "char" else "word"
+                raise DataError(f"send one {unit} per message; {value[:40]!r} is {len(ids)} tokens.")
+            return torch.tensor([ids], dtype=torch.int64, device=device)  # (1, 1)
+        features = record["sequence"]["features"]
+        a = as_numbers(value, "the step")
+        if a.ndim == 0:
+            a = a[None]
+        if a.shape != (features,):
+            raise DataError(f"a step of this model is {features} number(s) (one per feature), got shape {a.shape}.")
+        x, _ = apply_preprocessing(a[None, None], None, record)  # (1, 1, F), normalised like training
+        return x.to(device)
+
+    def _decode(self, out: torch.Tensor) -> dict[str, Any]:
+        info = self.predictor.info
+        if info.task == "regress":
+            return {"prediction": dict(zip(info.class_names, out.tolist()))}
+        if info.task == "lm":
+            out = out.float().clone()
+            out[: len(SPECIALS)] = -math.inf  # never predict <pad>, <unk>, <bos>, <eos> (as gridseq.textgen)
+            probs = out.softmax(-1).tolist()
+            tokens = self.predictor.vocab.tokens
+            best = int(np.argmax(probs))
+            return {"prediction": tokens[best], "probabilities": top_probabilities(probs, tokens, self.top_k)}
+        probs = out.float().softmax(-1).tolist()
+        names = info.class_names
+        return {"prediction": names[int(np.argmax(probs))], "probabilities": top_probabilities(probs, names, self.top_k)}

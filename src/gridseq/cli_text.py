@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from gridseq.cli import EXIT_OK, console, print_json
 from gridseq.errors import ConfigError
 
@@ -49,27 +47,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def predict_text(args: argparse.Namespace, model, info, texts: list[str], targets: list | None) -> int:
-    """Predictions for `texts` with a text run: class probabilities, or decoded target sequences."""
-    from gridseq import tasks
-    from gridseq.cli_run import _print_predictions, _records
-    from gridseq.data.prepare import encode_texts
-    from gridseq.data.vocab import Vocab
+    """Predictions for `texts` with a text run: class probabilities, or decoded target sequences
+    (through `gridseq.predict.Predictor`, as the server does)."""
+    from gridseq.cli_run import _print_predictions
+    from gridseq.predict import Predictor
 
     if info.task == "lm":
         raise ConfigError(f"{args.run_dir} is a language model; sample from it with `gridseq generate {args.run_dir} --prompt TEXT`.")
-    task = tasks.for_data(info, model)
+    predictor = Predictor(model, info)
+    options = {"beam": args.beam} if info.task == "seq2seq" else {"top_k": args.top_k}
     records = []
-    with torch.no_grad():
-        for start in range(0, len(texts), args.batch_size):
-            chunk = texts[start : start + args.batch_size]
-            batch = encode_texts(chunk, info.preprocessing)
-            if info.task == "seq2seq":
-                target_vocab = Vocab.from_json(info.preprocessing["target_vocab"])
-                ids = model.generate(batch.x, batch.lengths, beam=args.beam)
-                records.extend({"input": t, "output": target_vocab.decode(row)} for t, row in zip(chunk, ids.tolist()))
-            else:
-                labels, probs = task.predict(task.forward(model, batch))
-                records.extend(_records(chunk, labels, probs, info.class_names, args.top_k))
+    for start in range(0, len(texts), args.batch_size):
+        chunk = texts[start : start + args.batch_size]
+        out = predictor.predict(chunk, **options)
+        if info.task == "seq2seq":
+            records.extend({"input": t, "output": o} for t, o in zip(chunk, out["predictions"]))
+        else:
+            records.extend({"input": t, "label": label, "probabilities": p}
+                           for t, label, p in zip(chunk, out["predictions"], out["probabilities"]))
     for record, target in zip(records, targets or []):
         record["target"] = target if isinstance(target, str) else info.class_names[target]
     if args.json:

@@ -53,6 +53,10 @@ VARIANTS = [
     {"per_step": True},
     {"head": "dense"},
     {"bidirectional": True, "num_layers": 2},
+    # recurrent families again on the readable reference path: every topology, both implementations
+    {"impl": "reference"},
+    {"impl": "reference", "per_step": True},
+    {"impl": "reference", "bidirectional": True, "num_layers": 2},
 ]
 
 

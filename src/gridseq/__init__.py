@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 from gridseq import errors, models, shapes
 from gridseq.io import load, save
 
-__all__ = ["__version__", "errors", "shapes", "models", "nn", "datasets", "save", "load", "fit", "evaluate", "generate", "stream_text"]
+__all__ = ["__version__", "errors", "shapes", "models", "nn", "datasets", "save", "load", "fit", "evaluate", "generate", "stream_text", "compare"]
 
 
 def __getattr__(name):
@@ -19,6 +19,8 @@ def __getattr__(name):
 
     if name in ("nn", "datasets"):
         return importlib.import_module(f"gridseq.{name}")
+    if name == "compare":  # the package is callable: gridseq.compare("mnist1d") runs a comparison
+        return importlib.import_module("gridseq.compare")
     if name in ("fit", "evaluate"):
         return getattr(importlib.import_module("gridseq.train"), name)
     if name in ("generate", "stream_text"):

@@ -6,6 +6,7 @@
     gridseq evaluate runs/digits-cnn-s0 --split test
     gridseq predict runs/digits-cnn-s0 some.png --top-k 3
     gridseq forecast runs/sunspots-lstm-s0 --horizon 22 --plot forecast.png
+    gridseq compare mnist1d
     gridseq serve runs/digits-cnn-s0 --token-file token.txt
     gridseq export runs/digits-cnn-s0 --format onnx
 
@@ -165,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gridseq import cli_forecast  # argparse only: cheap to import
 
     cli_forecast.add_parser(sub, [verbosity], _positive_int)
+    from gridseq import cli_compare  # argparse only: cheap to import
+
+    cli_compare.add_parser(sub, [verbosity], _positive_int)
     from gridseq import cli_text
 
     cli_text.add_parser(sub, [verbosity], _positive_int, _non_negative_float)
@@ -280,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gridseq import cli_forecast
 
             return cli_forecast.cmd_forecast(args)
+        if args.command == "compare":
+            from gridseq import cli_compare
+
+            return cli_compare.cmd_compare(args)
         if args.command == "generate":
             from gridseq import cli_text
 

@@ -26,7 +26,8 @@ from gridseq.errors import DataError
 
 _logger = logging.getLogger(__name__)
 
-MODULES = ("gridseq.data.builtin", "gridseq.data.ucr", "gridseq.data.series_builtin", "gridseq.data.text_builtin")
+MODULES = ("gridseq.data.builtin", "gridseq.data.ucr", "gridseq.data.series_builtin", "gridseq.data.probes",
+           "gridseq.data.text_builtin")
 
 
 @dataclass(frozen=True)

@@ -54,3 +54,16 @@ def did_you_mean(value, choices: Iterable[str]) -> str:
     """' Did you mean 'x'?' for the closest choice, or ''."""
     close = difflib.get_close_matches(str(value), list(choices), n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_input_or_vocab(input_size, vocab_size) -> None:
+    """Sequence models read float features (input_size) or token ids (vocab_size): exactly one."""
+    if (input_size is None) == (vocab_size is None):
+        raise ConfigError(
+            f"give exactly one of input_size (float sequences (B, T, F)) and vocab_size (token ids (B, T)), "
+            f"got input_size={input_size!r} and vocab_size={vocab_size!r}."
+        )
+    if input_size is not None:
+        check_positive_int(input_size, "input_size")
+    else:
+        check_positive_int(vocab_size, "vocab_size", minimum=2)  # id 0 is padding

@@ -22,14 +22,7 @@ B = 3
 TOPOLOGIES = ("one-to-one", "many-to-one", "many-to-many", "encoder-decoder")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these models are tiny: a second intra-op thread buys nothing, and on a shared 2-core machine
-    # oversubscribed OpenMP threads made this file 5x slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _info(name, kind, shape, variable_length=False, vocab_size=None):

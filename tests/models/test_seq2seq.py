@@ -15,14 +15,7 @@ from gridseq.models.seq2seq import Seq2Seq
 V_SRC, V_TGT = 11, 9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: a second intra-op thread buys nothing, and on a shared machine oversubscribed
-    # OpenMP threads make each decoding step ~30x slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(**overrides):

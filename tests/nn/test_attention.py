@@ -10,14 +10,7 @@ from gridseq.errors import ConfigError, ShapeError
 from gridseq.nn import Attention, length_mask
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: a second intra-op thread buys nothing, and on a shared machine oversubscribed
-    # OpenMP threads make each decoding step ~30x slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 KINDS = ["bahdanau", "luong", "dot"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from gridseq._validation import check_choice, check_positive_int, check_probability
+from gridseq._validation import check_choice, check_input_or_vocab, check_positive_int, check_probability
 from gridseq.errors import ConfigError
 from gridseq.models.registry import per_step_for, register
 from gridseq.nn.cells import NONLINEARITIES
@@ -61,15 +61,7 @@ class RNNConfig:
 
     def __post_init__(self) -> None:
         check_positive_int(self.num_classes, "num_classes")
-        if (self.input_size is None) == (self.vocab_size is None):
-            raise ConfigError(
-                f"give exactly one of input_size (float sequences (B, T, F)) and vocab_size (token ids (B, T)), "
-                f"got input_size={self.input_size!r} and vocab_size={self.vocab_size!r}."
-            )
-        if self.input_size is not None:
-            check_positive_int(self.input_size, "input_size")
-        else:
-            check_positive_int(self.vocab_size, "vocab_size", minimum=2)  # id 0 is padding
+        check_input_or_vocab(self.input_size, self.vocab_size)
         check_positive_int(self.embedding_dim, "embedding_dim")
         check_positive_int(self.hidden_size, "hidden_size")
         check_positive_int(self.num_layers, "num_layers")

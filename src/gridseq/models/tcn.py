@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
 from gridseq import shapes
-from gridseq._validation import check_choice, check_positive_int, check_probability
+from gridseq._validation import check_choice, check_input_or_vocab, check_positive_int, check_probability
 from gridseq.errors import ConfigError
 from gridseq.models import registry
 from gridseq.nn.conv import Conv
@@ -64,15 +64,7 @@ class TCNConfig:
     per_step: bool = False
 
     def __post_init__(self) -> None:
-        if (self.input_size is None) == (self.vocab_size is None):
-            raise ConfigError(
-                f"give exactly one of input_size (float sequences (B, T, F)) and vocab_size (token ids (B, T)), "
-                f"got input_size={self.input_size!r} and vocab_size={self.vocab_size!r}."
-            )
-        if self.input_size is not None:
-            check_positive_int(self.input_size, "input_size")
-        else:
-            check_positive_int(self.vocab_size, "vocab_size", minimum=2)  # id 0 is padding
+        check_input_or_vocab(self.input_size, self.vocab_size)
         check_positive_int(self.embedding_dim, "embedding_dim")
         check_positive_int(self.num_classes, "num_classes")
         check_positive_int(self.channels, "channels")

@@ -142,7 +142,7 @@ def test_cli_compare_prints_the_summary_and_the_claims(tiny, tmp_path, capsys, m
 @pytest.mark.slow
 def test_compare_digits_with_its_defaults(tmp_path):
     """A small real comparison: the training defaults reach their accuracy inside `compare` too."""
-    rep = gridseq.compare("digits", "mlp,cnn,lstm", seeds=1, out=tmp_path, progress=False)
+    rep = gridseq.compare("digits", "mlp,cnn,lstm", seeds=1, out=tmp_path, threads=1, progress=False)
     assert rep.metric("cnn") >= 0.96 and rep.metric("lstm") >= 0.93 and rep.metric("mlp") >= 0.9
     assert rep.model("lstm")["view"] == "sequence" and rep.model("cnn")["view"] is None  # rows for the LSTM
     assert rep.model("cnn")["length_scaling"] is None and rep.model("lstm")["length_scaling"]["lengths"] == [8, 16, 32]
@@ -172,3 +172,11 @@ def test_busy_machine_warning():
     (warning,) = _warnings({"environment": env})
     assert "busy" in warning and "--threads 1" in warning
     assert _warnings({"environment": {**env, "loadavg_at_start": [1.5, 1, 1]}}) == []
+
+
+def test_a_model_listed_twice_under_two_names_runs_once(tiny):
+    # with bidirectional=True set on "gru" by hand, "bigru" is the same model
+    rep = gridseq.compare(str(tiny), [ModelSpec("gru", "gru", {"bidirectional": True, "hidden_size": 8}),
+                                      ModelSpec("bigru", "gru", {"bidirectional": True, "hidden_size": 8})],
+                          seeds=1, epochs=1, measure=False, plots=False, progress=False)
+    assert [m["name"] for m in rep.models] == ["gru"]

@@ -159,6 +159,19 @@ class _Data:
             del self.cache[key]
 
 
+def _same_model(a: dict[str, Any], b: dict[str, Any], model, info) -> bool:
+    """Whether two resolved settings build the same model with the same training (configs compared
+    after the registry fills in the data-dependent fields)."""
+    if (a["registry"], a["train"], a["view"]) != (b["registry"], b["train"], b["view"]):
+        return False
+    return models.build_config(a["registry"], **{**_from_info(a["registry"], info), **a["model"]}) == getattr(model, "config", None)
+
+
+def _from_info(name: str, info) -> dict[str, Any]:
+    e = models.entry(name)
+    return e.from_info(info) if e.from_info else {}
+
+
 def _view_for(spec: ModelSpec, kind: str, name: str) -> str | None:
     kinds = models.entry(spec.model).kinds
     if kind in kinds:
@@ -204,15 +217,22 @@ def _run(dataset, specs, seeds, budget, lengths, data_options, device, progress,
     first = data_for.get(seeds[0], None, sweep[0])
     info = first.info
     views = {s.label: _view_for(s, info.kind, dataset) for s in specs}
-    settings, parameters = {}, {}
+    settings, parameters, kept = {}, {}, []
     for spec in specs:  # build every model once before training any: a bad name or setting fails now
         train_kw, model_kw = resolve_settings(dataset, spec, budget, info.task)
         data = data_for.get(seeds[0], views[spec.label], sweep[0])
         model = models.create_for(spec.model, data.info, **model_kw)
         tasks.for_data(data.info, model)  # ConfigError: this model's topology cannot serve the task
-        settings[spec.label] = {"registry": spec.model, "family": spec.family, "train": train_kw, "model": model_kw,
-                                "view": views[spec.label]}
+        setting = {"registry": spec.model, "family": spec.family, "train": train_kw, "model": model_kw,
+                   "view": views[spec.label]}
+        twin = next((label for label, other in settings.items() if _same_model(other, setting, model, data.info)), None)
+        if twin is not None:  # e.g. "bigru" where the dataset's defaults already make "gru" bidirectional
+            _logger.warning("%s is the same model as %s on %s (same settings); it is left out", spec.label, twin, dataset)
+            continue
+        settings[spec.label] = setting
         parameters[spec.label] = sum(p.numel() for p in model.parameters())
+        kept.append(spec)
+    specs = kept
     task = tasks.for_data(info)
     threads = torch.get_num_threads()  # what training uses
     jobs = [Job(s.label, seed, length) for length in sweep for seed in seeds for s in specs]

@@ -269,16 +269,19 @@ def padding_invariance(model: nn.Module, split: Split, *, variable_length: bool,
 
 
 def reads_whole_input(model: nn.Module, split: Split, factor: int = 2, seed: int = 0) -> bool | None:
-    """Whether the output depends on steps beyond the training length T: an item is tiled to factor·T
-    steps and its second half replaced by noise. False means the model cuts inputs to T (mlp, cnn)."""
-    if split.x.dim() != 3:
+    """Whether the output depends on steps beyond the data's length T (the split's longest item): the
+    longest test item is tiled to factor·T steps and everything after step T replaced by noise. False
+    means the model cuts inputs to T (mlp, cnn)."""
+    if split.x.dim() != 3 or len(split) == 0:
         return None
     model.eval()
-    x1, _ = _items(split, 1)
-    long = x1.repeat(1, factor, 1)
+    steps = split.x.shape[1]  # T: the longest item, the length fixed-size models are built for
+    longest = int(torch.argmax(split.lengths)) if split.lengths is not None else 0
+    item = split.batch(torch.tensor([longest])).x  # (1, L, F), L <= T its own length
+    long = item.repeat(1, -(-factor * steps // item.shape[1]), 1)[:, : factor * steps]  # (1, factor·T, F)
     other = long.clone()
     gen = torch.Generator().manual_seed(seed)
-    other[:, x1.shape[1]:] = torch.randn(other[:, x1.shape[1]:].shape, generator=gen)
+    other[:, steps:] = torch.randn(other[:, steps:].shape, generator=gen)
     length = torch.tensor([long.shape[1]])
     try:
         with torch.no_grad():

@@ -147,6 +147,8 @@ def _latency_vs_length(report, plt):
         style = "-" if m.get("reads_whole_input") is not False else ":"
         ax.plot(ls["lengths"], ls["latency_ms"], style, marker=MARKERS[i % len(MARKERS)], color=colors[m["name"]], label=m["name"])
     ax.set_xscale("log", base=2)
+    lengths = models[0]["length_scaling"]["lengths"]
+    ax.set_xticks(lengths, [str(x) for x in lengths])
     ax.set_yscale("log")
     ax.set_xlabel("sequence length (steps)")
     ax.set_ylabel("batch-1 latency (ms, median)")
@@ -207,6 +209,8 @@ def _memory_span(report, plt):
     if sweep.get("baseline") is not None:
         ax.axhline(sweep["baseline"], color="#999", ls=":", lw=1, label="trivial baseline")
     ax.set_xscale("log")
+    ax.set_xticks(sweep["lengths"], [str(x) for x in sweep["lengths"]])
+    ax.minorticks_off()
     ax.set_xlabel("sequence length (steps)")
     ax.set_ylabel(f"test {sweep['metric']}")
     if not report["task"]["higher_is_better"]:

@@ -98,6 +98,8 @@ class Task(ABC):
 
     def __init__(self, info: DatasetInfo | None = None):
         self.info = info
+        # K: class logits per item or step (a target vocabulary for lm/seq2seq); None without info
+        self.num_classes = info.num_classes if info is not None else None
 
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
         """Run `model` on `batch`; lengths are passed only when the batch has them."""

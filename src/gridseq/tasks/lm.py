@@ -73,14 +73,15 @@ class LMTask(Task):
 
     def __init__(self, info: DatasetInfo | None = None):
         super().__init__(info)
-        self.vocab_size = info.num_classes if info is not None else None
         level = ((info.preprocessing or {}).get("vocab") or {}).get("level", "char") if info is not None else "char"
         if level != "char":
             self.primary = "perplexity"  # bits per *character* would be misread on words
         self.state = None
+        self._stateful: nn.Module | None = None  # the model last checked to accept state=
 
     def reset(self) -> None:
         self.state = None
+        self._stateful: nn.Module | None = None  # the model last checked to accept state=
 
     def sampler(self, n: int, batch_size: int, lengths: Tensor | None, *, seed: int, rank: int = 0, world_size: int = 1):
         return StreamSampler(n, batch_size, rank=rank, world_size=world_size)
@@ -92,20 +93,26 @@ class LMTask(Task):
 
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
         inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+        if inner is not self._stateful:  # checked once per model, not on every batch
+            self._check_stateful(inner)
+            self._stateful = inner
+        state = self.state if self.state is not None and _state_batch(self.state) == len(batch) else None
+        logits, state = model(batch.x, state=state, return_state=True)
+        self.state = detach_state(state)
+        return logits
+
+    @staticmethod
+    def _check_stateful(inner: nn.Module) -> None:
         if not {"state", "return_state"} <= set(inspect.signature(inner.forward).parameters):
             name = getattr(inner, "gridseq_name", type(inner).__name__)
             raise ConfigError(
                 f"language modelling carries the hidden state across chunks, so the model's forward must accept "
                 f"state= and return_state=True; {name!r} does not. Use rnn, lstm or gru (per-step)."
             )
-        state = self.state if self.state is not None and _state_batch(self.state) == len(batch) else None
-        logits, state = model(batch.x, state=state, return_state=True)
-        self.state = detach_state(state)
-        return logits
 
     def _check_output(self, output: Tensor) -> None:
-        if output.dim() != 3 or (self.vocab_size is not None and output.shape[2] != self.vocab_size):
-            v = self.vocab_size if self.vocab_size is not None else "V"
+        if output.dim() != 3 or (self.num_classes is not None and output.shape[2] != self.num_classes):
+            v = self.num_classes if self.num_classes is not None else "V"
             raise ShapeError(f"lm expects model output of shape (B, T, {v}) next-token logits, got {tuple(output.shape)}; use a per-step model.")
 
     def loss(self, output: Tensor, batch: Batch) -> Tensor:

@@ -97,7 +97,6 @@ class Seq2SeqTask(Task):
 
     def __init__(self, info: DatasetInfo | None = None):
         super().__init__(info)
-        self.vocab_size = info.num_classes if info is not None else None
         self.beam = 1
         self.max_length: int | None = None
         self.decoded: Tensor | None = None  # (B, U') ids decoded by the last evaluation forward
@@ -111,8 +110,8 @@ class Seq2SeqTask(Task):
         return logits
 
     def _check_output(self, output: Tensor, batch: Batch) -> None:
-        if output.dim() != 3 or output.shape[:2] != batch.y.shape[:2] or (self.vocab_size is not None and output.shape[2] != self.vocab_size):
-            v = self.vocab_size if self.vocab_size is not None else "V"
+        if output.dim() != 3 or output.shape[:2] != batch.y.shape[:2] or (self.num_classes is not None and output.shape[2] != self.num_classes):
+            v = self.num_classes if self.num_classes is not None else "V"
             raise ShapeError(f"seq2seq expects teacher-forced logits of shape (B, U, {v}) = {(*batch.y.shape, v)}, got {tuple(output.shape)}.")
 
     def loss(self, output: Tensor, batch: Batch) -> Tensor:
@@ -132,8 +131,8 @@ class Seq2SeqTask(Task):
             raise DataError(f"seq2seq needs {name} targets y of shape (N, U) int64 target-token ids padded with 0, got {tuple(y.shape)} {y.dtype}.")
         if len(y) and bool(((y == EOS).sum(1) != 1).any()):
             raise DataError(f"every {name} target must hold exactly one <eos> (id {EOS}) after its tokens; encode targets with eos=True.")
-        if self.vocab_size is not None and len(y) and int(y.max()) >= self.vocab_size:
-            raise DataError(f"{name} target ids reach {int(y.max())}, beyond the target vocabulary of {self.vocab_size}.")
+        if self.num_classes is not None and len(y) and int(y.max()) >= self.num_classes:
+            raise DataError(f"{name} target ids reach {int(y.max())}, beyond the target vocabulary of {self.num_classes}.")
 
     def configure(self, *, beam: int | None = None, max_length: int | None = None) -> Seq2SeqTask:
         """Set evaluation decoding: beam width and length limit."""

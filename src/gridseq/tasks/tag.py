@@ -62,10 +62,6 @@ class TagTask(Task):
     primary = "accuracy"
     higher_is_better = True
 
-    def __init__(self, info: DatasetInfo | None = None):
-        super().__init__(info)
-        self.num_classes = info.num_classes if info is not None else None
-
     def _check_output(self, output: Tensor) -> None:
         if output.dim() != 3 or (self.num_classes is not None and output.shape[2] != self.num_classes):
             k = self.num_classes if self.num_classes is not None else "K"

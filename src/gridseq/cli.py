@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="log more (-v info, -vv debug)")
 
     parser = _Parser(prog="gridseq", parents=[verbosity],
-                     description="CNNs, RNNs and CNN→RNN hybrids on PyTorch: train, evaluate and predict from the command line.",
+                     description="CNNs, RNNs and CNN→RNN hybrids on PyTorch: train, evaluate, predict, generate, compare, serve and export from the command line.",
                      epilog="Exit codes: 0 ok, 2 usage or input error, 130 interrupted, 1 internal error (a bug).")
     parser.add_argument("--version", action="version", version=f"gridseq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)

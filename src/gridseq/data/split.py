@@ -29,8 +29,8 @@ class DatasetInfo:
         num_classes: K, the number of target classes (0 for forecasting, which has no classes).
         class_names: K names, index i is class i.
         variable_length: whether items have their own lengths (then splits carry `lengths`).
-        task: the task kind: "classify" or "forecast" (then `preprocessing` holds its window, horizon,
-            targets and scaler; see gridseq.data.series).
+        task: the task kind: "classify", "tag", "lm", "seq2seq", "regress" or "forecast" (then
+            `preprocessing` holds its window, horizon, targets and scaler; see gridseq.data.series).
         vocab_size: for "tokens" data, the vocabulary size.
         preprocessing: JSON-able record of what was done to raw inputs (normalisation, resize, ...),
             stored in run directories so `predict` prepares new inputs the same way.

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import pickle
+import stat
 
 import pytest
 import safetensors.torch
@@ -369,3 +370,10 @@ def test_temp_file_lives_beside_the_target(tmp_path):
     seen = []
     atomic_write(tmp_path / "x", lambda tmp: (seen.append(tmp), open(tmp, "w").close()))
     assert os.path.dirname(seen[0]) == str(tmp_path)
+
+
+def test_atomic_write_gives_the_permissions_open_would(tmp_path):
+    # mkstemp makes its temporary 0600; the finished file must be readable like any other output
+    atomic_write_text(tmp_path / "report.md", "x")
+    open(tmp_path / "plain.md", "w").close()
+    assert stat.S_IMODE(os.stat(tmp_path / "report.md").st_mode) == stat.S_IMODE(os.stat(tmp_path / "plain.md").st_mode)

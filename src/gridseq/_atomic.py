@@ -1,6 +1,8 @@
 """Atomic file writes: write a temporary file in the same folder, fsync, then rename over the target.
 
-A reader (or a run killed mid-write) sees either the old file or the new one, never half of one.
+A reader (or a run killed mid-write) sees either the old file or the new one, never half of one. The
+file gets the permissions an ordinary `open(path, "w")` would give (0666 less the umask), not the 0600
+that `mkstemp` uses for its temporary file.
 """
 
 from __future__ import annotations
@@ -10,6 +12,15 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read the umask is to set it; done once, at import,
+    os.umask(mask)      # because the umask is process-wide and a writer thread may be creating files
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -22,6 +33,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -5,6 +5,7 @@ side, print the summary and the claims card, and write the report.
     gridseq compare digits --models mlp,cnn,lstm --seeds 2 --epochs 5
     gridseq compare adding --lengths 50,200,800 --budget-seconds 120
     gridseq compare mnist1d-shuffled --out reports/shuffled
+    gridseq compare digits --seeds 4 --jobs 2       # two runs at a time, one core each on two cores
 
 The report (report.json, report.md, a self-contained report.html and PNG plots) goes to --out,
 default runs/compare-<dataset>; the files of an earlier report there are replaced.
@@ -75,6 +76,9 @@ def add_parser(sub, parents, positive_int) -> None:
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="torch threads for training and timing (default: one per core; on a machine other "
                         "processes keep busy, 1 can be much faster)")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="train N (model, seed) runs at once in separate processes, each with --threads "
+                        "(default: cores / N); timings are still taken one model at a time (default: 1)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show progress (default: a bar on a terminal, one line per finished run otherwise)")
     p.add_argument("--json", action="store_true", help="print report.json to stdout instead of the tables")
@@ -102,7 +106,7 @@ def cmd_compare(args) -> int:
     report = compare_mod.compare(
         args.dataset, args.models, seeds=args.seeds, epochs=args.epochs, budget_seconds=args.budget_seconds,
         lengths=args.lengths, out=out, plots=not args.no_plots, measure=not args.no_timing, device=args.device,
-        threads=args.threads, progress=args.progress,
+        threads=args.threads, progress=args.progress, jobs=args.jobs,
     )
     if args.json:
         from gridseq.cli import print_json

@@ -42,6 +42,7 @@ def compare(
     device: str = "cpu",
     threads: int | None = None,
     progress: bool | None = None,
+    jobs: int = 1,
     **data_options: Any,
 ) -> CompareReport:
     """Train and measure several models on one dataset under one budget; return the report.
@@ -64,6 +65,8 @@ def compare(
             with all of torch's default threads). On a machine other processes keep busy, 1 can be much
             faster than the default. Default: torch's default (one per core).
         progress: None = automatic (a bar on a terminal, a line per finished run otherwise), False = silent.
+        jobs: train this many (model, seed) runs at once, in separate processes, each with `threads`
+            (default: cores // jobs); timings are still taken one model at a time. Default: 1.
         **data_options: dataset options, as `gridseq.datasets.load` takes them.
 
     Returns:
@@ -94,7 +97,8 @@ def compare(
     specs = plan.parse_models(models, dataset=name, kind=probe.info.kind, task=probe.info.task)
     raw = harness.run(name, specs, seeds=seed_list, budget=budget, lengths=lengths, data_options=dict(data_options),
                       device=device, progress=progress, measure_speed=measure,
-                      threads=None if threads is None else check_positive_int(threads, "threads"))
+                      threads=None if threads is None else check_positive_int(threads, "threads"),
+                      jobs=check_positive_int(jobs, "jobs"))
     report = build(raw)
     if out is not None:
         report.write(Path(out), plots=plots)

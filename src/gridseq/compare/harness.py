@@ -6,6 +6,12 @@ the ETA learns each model's cost early. The data of one seed is loaded once per 
 every model: the same train/val/test items (the test split never depends on the seed; validation
 does). Speed and memory are measured once per model, on its first run (the first seed at the first
 length); padding invariance and gradient flow on every run, since verdicts compare seeds.
+
+With `jobs` > 1 the (model, seed, length) runs are independent processes: a ProcessPoolExecutor
+(spawn start method: safe with CUDA and with threads in the parent) runs `jobs` at a time, each with
+threads = cores // jobs, and sends back the run's results and trained weights (as safetensors bytes).
+Results are put back in the serial order, and the speed and memory measurements happen afterwards in
+the parent, one model at a time, so parallel training never skews a timing.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import copy
 import inspect
 import logging
 import math
+import multiprocessing
 import os
 import statistics
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +88,7 @@ class RawResults:
     wall_seconds: float = 0.0
     threads: int = 1
     load_at_start: list[float] | None = None
+    jobs: int = 1  # runs trained at once, in separate processes
 
 
 class _Budget(Callback):
@@ -194,17 +203,26 @@ def check_lengths_option(dataset: str, lengths: list[int] | None) -> None:
 
 def run(dataset: str, specs: list[ModelSpec], *, seeds: list[int], budget: Budget, lengths: list[int] | None,
         data_options: dict[str, Any], device: str, progress: bool | None, measure_speed: bool = True,
-        threads: int | None = None) -> RawResults:
+        threads: int | None = None, jobs: int = 1) -> RawResults:
     """Train and measure every (length, seed, model); see the module docstring. `threads` sets torch's
-    thread count for the whole run (restored after); thread scaling compares 1 with torch's default."""
+    thread count for the whole run (restored after); thread scaling compares 1 with torch's default.
+    `jobs` > 1 trains that many runs at once in worker processes (each with `threads`, default
+    cores // jobs)."""
     all_threads = torch.get_num_threads()
+    if jobs > 1:
+        threads = threads or max(1, _cores() // jobs)
     if threads is None:
-        return _run(dataset, specs, seeds, budget, lengths, data_options, device, progress, measure_speed, all_threads)
+        return _run(dataset, specs, seeds, budget, lengths, data_options, device, progress, measure_speed, all_threads, jobs)
     with measure.threads(threads):
-        return _run(dataset, specs, seeds, budget, lengths, data_options, device, progress, measure_speed, all_threads)
+        return _run(dataset, specs, seeds, budget, lengths, data_options, device, progress, measure_speed, all_threads, jobs)
 
 
-def _run(dataset, specs, seeds, budget, lengths, data_options, device, progress, measure_speed, all_threads) -> RawResults:
+def _cores() -> int:
+    """CPUs this process may run on (the affinity mask, e.g. a container's share, where known)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _run(dataset, specs, seeds, budget, lengths, data_options, device, progress, measure_speed, all_threads, jobs=1) -> RawResults:
     started = time.perf_counter()
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     if load and load[0] > (os.cpu_count() or 1) and torch.get_num_threads() > 1:
@@ -235,10 +253,25 @@ def _run(dataset, specs, seeds, budget, lengths, data_options, device, progress,
     specs = kept
     task = tasks.for_data(info)
     threads = torch.get_num_threads()  # what training uses
-    jobs = [Job(s.label, seed, length) for length in sweep for seed in seeds for s in specs]
+    todo = [Job(s.label, seed, length) for length in sweep for seed in seeds for s in specs]
     runs: list[Run] = []
     measured: dict[str, dict[str, Any]] = {}
-    with Progress(jobs, budget_seconds=budget.seconds, enabled=progress) as bar:
+    if jobs > 1 and len(todo) > 1:
+        with Progress(todo, budget_seconds=budget.seconds, enabled=progress) as bar:
+            done = _run_in_processes(todo, {s.label: s for s in specs}, settings, dataset, data_options, budget, device,
+                                     bar, jobs, threads, task.primary)
+        for job in todo:  # the serial order, whatever order the runs finished in
+            run_, state = done[job]
+            runs.append(run_)
+            if job.label not in measured and state is not None:
+                spec, setting = next(s for s in specs if s.label == job.label), settings[job.label]
+                data = data_for.get(job.seed, views[job.label], job.length)
+                model = _rebuild(spec, setting, data.info, state)
+                measured[job.label] = _measure(model, data, tasks.for_data(data.info, model), setting["train"],
+                                               all_threads, speed=measure_speed)
+        return RawResults(dataset, info, task, specs, list(seeds), list(lengths) if lengths else None, budget, settings,
+                          parameters, runs, measured, time.perf_counter() - started, threads, load, jobs=jobs)
+    with Progress(todo, budget_seconds=budget.seconds, enabled=progress) as bar:
         for length in sweep:
             for seed in seeds:
                 for spec in specs:
@@ -263,14 +296,76 @@ class _Result:
     task: Any = None
 
 
-def _one_run(spec: ModelSpec, job: Job, data, setting: dict[str, Any], budget: Budget, device: str, bar: Progress) -> _Result:
+def _run_in_processes(todo: list[Job], specs: dict[str, ModelSpec], settings: dict[str, dict[str, Any]], dataset: str,
+                      data_options: dict[str, Any], budget: Budget, device: str, bar: Progress, jobs: int,
+                      threads: int, primary: str) -> dict[Job, tuple[Run, dict[str, torch.Tensor] | None]]:
+    """Every job of `todo` trained in a pool of `jobs` spawned processes; (Run, weights) by job."""
+    import safetensors.torch
+
+    done: dict[Job, tuple[Run, dict[str, torch.Tensor] | None]] = {}
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context, initializer=_init_worker,
+                               initargs=(threads,))
+    try:
+        pending = {pool.submit(_job_in_worker, dataset, data_options, specs[job.label], job, settings[job.label], budget,
+                               device): job for job in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = pending.pop(future)
+                run_, weights, seconds = future.result()  # a bug in a worker is raised here
+                if run_.error:
+                    _logger.warning("%s: %s", job.describe(), run_.error)
+                done[job] = run_, (safetensors.torch.load(weights) if weights is not None else None)
+                bar.job_started = time.perf_counter() - seconds  # the worker's own time, not the wait
+                bar.finish(job, _summary(run_, primary))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # no new runs start; running ones end
+        raise
+    pool.shutdown(wait=True)
+    return done
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    logging.getLogger("gridseq").setLevel(logging.ERROR)  # the parent reports failed runs itself
+
+
+_worker_data: _Data | None = None  # a worker's datasets, kept across the jobs it runs
+
+
+def _job_in_worker(dataset: str, data_options: dict[str, Any], spec: ModelSpec, job: Job, setting: dict[str, Any],
+                   budget: Budget, device: str) -> tuple[Run, bytes | None, float]:
+    """One run in a worker process: its Run, its trained weights (safetensors bytes) and its seconds."""
+    import safetensors.torch
+
+    global _worker_data
+    started = time.perf_counter()
+    if _worker_data is None or (_worker_data.dataset, _worker_data.options) != (dataset, data_options):
+        _worker_data = _Data(dataset, data_options)
+    for length in {k[2] for k in _worker_data.cache} - {job.length}:
+        _worker_data.forget(length)
+    result = _one_run(spec, job, _worker_data.get(job.seed, setting["view"], job.length), setting, budget, device, None)
+    weights = None
+    if result.model is not None:
+        weights = safetensors.torch.save({k: v.detach().cpu().clone().contiguous() for k, v in result.model.state_dict().items()})
+    return result.run, weights, time.perf_counter() - started
+
+
+def _rebuild(spec: ModelSpec, setting: dict[str, Any], info, state: dict[str, torch.Tensor]):
+    model = models.create_for(spec.model, info, **setting["model"])
+    model.load_state_dict(state)
+    return model
+
+
+def _one_run(spec: ModelSpec, job: Job, data, setting: dict[str, Any], budget: Budget, device: str, bar: Progress | None) -> _Result:
     train_kw = dict(setting["train"])
     run_ = Run(spec.label, job.seed, job.length)
     seed_everything(job.seed)  # the initial weights are part of what the seed reproduces
     model = models.create_for(spec.model, data.info, **setting["model"])
     task = tasks.for_data(data.info, model)
     run_.gradient_init = probes.gradient_flow(model, task, data.test)
-    callbacks: list[Callback] = [_Announce(bar, job, task.primary)]
+    callbacks: list[Callback] = [_Announce(bar, job, task.primary)] if bar is not None else []
     if budget.seconds is not None:
         if train_kw.get("scheduler", "none") in SCHEDULE_FREE:
             train_kw["epochs"] = MAX_EPOCHS  # nothing to plan: train until the time is up

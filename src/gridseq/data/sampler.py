@@ -37,7 +37,10 @@ class BatchSampler:
         drop_last: drop the smaller last batch. Default: False.
         rank: this process's index among `world_size` (DDP). Default: 0.
         world_size: number of processes. Each rank gets a disjoint share of n // world_size items
-            (the few left over change every epoch when shuffling). Default: 1.
+            (the few left over change every epoch when shuffling) in the same number of batches:
+            step k of every rank together is one global batch of batch_size·world_size items, the
+            one a single process with that batch size would take (bucketing sorts and shuffles
+            global batches, so ranks of one step hold similar lengths). Default: 1.
         chunk_batches: bucketing sorts within chunks of this many batches. Default: 50.
 
     Example:
@@ -85,23 +88,27 @@ class BatchSampler:
     def batches(self, epoch: int | None = None) -> list[Tensor]:
         """This rank's batches for `epoch` (default: the epoch set last), as int64 index tensors."""
         epoch = self.epoch if epoch is None else epoch
-        # the same global order on every rank, so the shares are disjoint
+        # every rank builds the same global batches of batch_size·world_size items and takes its
+        # slice of each: shares are disjoint, every rank takes the same number of steps, and with
+        # bucketing the ranks of one step hold similar lengths (no rank waits on a longer batch)
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        mine = order[: self.share * self.world_size][self.rank :: self.world_size]
-        rng = np.random.default_rng([self.seed, epoch, self.rank + 1])
+        kept = order[: self.share * self.world_size]
+        rng = np.random.default_rng([self.seed, epoch, 1])  # the same on every rank
         if self.bucket:
-            mine = self._bucketed(mine)
-        cuts = [mine[i : i + self.batch_size] for i in range(0, len(mine), self.batch_size)]
-        if self.drop_last and cuts and len(cuts[-1]) < self.batch_size:
+            kept = self._bucketed(kept)
+        size = self.batch_size * self.world_size
+        cuts = [kept[i : i + size] for i in range(0, len(kept), size)]
+        if self.drop_last and cuts and len(cuts[-1]) < size:
             cuts.pop()
         if self.bucket and self.shuffle:
             cuts = [cuts[i] for i in rng.permutation(len(cuts))]
-        return [torch.from_numpy(np.ascontiguousarray(c, dtype=np.int64)) for c in cuts]
+        # a length-sorted global batch dealt round-robin gives each rank a similar range of lengths
+        return [torch.from_numpy(np.ascontiguousarray(c[self.rank :: self.world_size], dtype=np.int64)) for c in cuts]
 
     def _bucketed(self, order: np.ndarray) -> np.ndarray:
-        """`order` sorted by length within chunks of chunk_batches·batch_size (the whole split if not shuffling)."""
-        chunk = self.chunk_batches * self.batch_size if self.shuffle else max(len(order), 1)
+        """`order` sorted by length within chunks of chunk_batches global batches (the whole split if not shuffling)."""
+        chunk = self.chunk_batches * self.batch_size * self.world_size if self.shuffle else max(len(order), 1)
         parts = []
         for i in range(0, len(order), chunk):
             part = order[i : i + chunk]

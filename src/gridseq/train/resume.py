@@ -6,6 +6,10 @@ the position (epoch, step in epoch, global step), the best weights and metric so
 stopping counter, the history, the half-epoch's metric sums and timings, and the random generators
 (dropout draws from torch's). The batch order needs nothing: the sampler's order is a pure function
 of (seed, epoch, rank, world size), so a resumed epoch recreates it and skips the finished batches.
+
+Under torch.distributed rank 0 writes the checkpoint, with every rank's random generator states and
+half-epoch metric sums under "ranks"; each rank restores its own, so a distributed run killed and
+resumed with the same number of processes also continues exactly.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch
 from torch import Tensor
 
 from gridseq.tasks import Metrics, Task
+from gridseq.train import distributed
 from gridseq.train.checkpoint import capture_rng
 
 if TYPE_CHECKING:
@@ -71,6 +76,9 @@ def fingerprint(args: dict[str, Any], train_items: int, steps_per_epoch: int, wo
 def snapshot(trainer: _Trainer, epoch: int, step: int) -> dict[str, Any]:
     """The full checkpoint of `trainer`, positioned to continue at (`epoch`, `step`)."""
     st = trainer.st
+    # under torch.distributed each rank has its own random streams (dropout on different batch
+    # shapes) and its own half-epoch metric sums: rank 0's checkpoint holds every rank's
+    ranks = distributed.all_gather({"rng": capture_rng(), "train_metrics": trainer.ts.train_metrics.state_dict()})
     return {
         "position": {"epoch": epoch, "step": step, "global_step": st.global_step},
         "fingerprint": trainer.fingerprint,
@@ -82,4 +90,6 @@ def snapshot(trainer: _Trainer, epoch: int, step: int) -> dict[str, Any]:
         "best_epoch": st.best_epoch,
         "trainer": trainer.ts.to_json(),
         "rng": capture_rng(),
+        **({"ranks": ranks} if len(ranks) > 1 else {}),
+        **({"scaler": trainer.scaler.state_dict()} if trainer.scaler is not None else {}),
     }

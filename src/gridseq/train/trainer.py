@@ -27,10 +27,10 @@ from torch import Tensor, nn
 
 from gridseq import tasks
 from gridseq._validation import check_choice, check_positive_int
-from gridseq.data.split import Dataset, DatasetInfo, Split
+from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
 from gridseq.errors import ConfigError, DataError, GridseqError
 from gridseq.io import model_spec
-from gridseq.train import distributed, optim
+from gridseq.train import distributed, optim, precision
 from gridseq.train.callbacks import CallbackList, TensorBoardLogger, TrainState
 from gridseq.train.checkpoint import restore_rng
 from gridseq.train.progress import progress_for
@@ -136,19 +136,34 @@ def evaluate(
     check_positive_int(batch_size, "batch_size")
     task = _resolve_task(task, info, model)
     device = _model_device(model)
+    return _evaluate(model, split, task, batch_size, device=device).compute()
+
+
+def _evaluate(model: nn.Module, split: Split, task: tasks.Task, batch_size: int, *, device: torch.device,
+              amp: str = "fp32", shard: bool = False) -> tasks.Metrics:
+    """The filled metric accumulator of `evaluate`. With `shard` (the trainer under torch.distributed)
+    each rank scores every world_size-th batch and the accumulators are summed over ranks; tasks that
+    carry state from batch to batch (those overriding `reset`, e.g. a language model's hidden state)
+    score the whole split on every rank instead."""
     metrics = task.metrics()
+    shard = shard and distributed.world_size() > 1 and type(task).reset is tasks.Task.reset
     was_training = model.training
     model.eval()
     task.reset()
     try:
         with torch.no_grad():
-            for index in task.eval_order(split, batch_size):
+            order = task.eval_order(split, batch_size)
+            if shard:
+                order = list(order)[distributed.rank() :: distributed.world_size()]
+            for index in order:
                 batch = split.batch(index).to(device)
-                output = task.forward(model, batch)
-                metrics.update(output, batch, task.loss(output, batch))
+                with precision.autocast(amp, device):
+                    output = task.forward(model, batch)
+                    loss = task.loss(output, batch)
+                metrics.update(output if amp == "fp32" else output.float(), batch, loss)
     finally:
         model.train(was_training)
-    return metrics.compute()
+    return distributed.reduce_metrics(metrics, task.metrics) if shard else metrics
 
 
 def _check_fit_args(a: dict[str, Any]) -> None:
@@ -164,6 +179,7 @@ def _check_fit_args(a: dict[str, Any]) -> None:
     clip = a["grad_clip"]
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
         raise ConfigError(f"grad_clip must be None (automatic), 0 (off) or a positive max gradient norm, got {clip!r}.")
+    check_choice(a["precision"], "precision", precision.PRECISIONS)
     for name in ("patience", "checkpoint_every"):
         if a[name] is not None:
             check_positive_int(a[name], name)
@@ -182,7 +198,10 @@ class _Trainer:
         if len(data.train) == 0:
             raise DataError(f"dataset {data.info.name!r} has an empty training split; fit needs at least one training item.")
 
-        self.device = resolve_device(args["device"])
+        self.device = distributed.local_device(resolve_device(args["device"]))
+        self.amp = precision.check(args["precision"], self.device)
+        self.scaler = precision.scaler(self.amp, self.device)  # fp16 only
+        self.pin = self.device.type == "cuda"  # page-locked batches: the copy to the GPU overlaps compute
         seed_everything(args["seed"])
         model.to(self.device)
         self.net = distributed.wrap(model, self.device)  # what the forward pass calls (DDP or the model)
@@ -241,15 +260,21 @@ class _Trainer:
         """Start fresh or load the checkpoint; returns (epoch, step) to continue from."""
         if self.run is None:
             return 0, 0
-        if self.args["resume"] and self.run.has_checkpoint():
+        # under DDP rank 0 alone reads the run directory and tells the others what it found
+        if self.args["resume"] and distributed.on_main(self.run.has_checkpoint):
             return self._restore()
         if self.args["resume"]:
             _logger.info("no checkpoint in %s; starting a new run", self.run.path)
         else:
-            self.run.check_fresh()
+            distributed.on_main(self.run.check_fresh)
         model_spec(self.model)  # ConfigError now, not after training, for an unregistered model
         self.run.start(self.model, self.extra)
         return 0, 0
+
+    def _to_device(self, batch: Batch) -> Batch:
+        if self.pin:
+            batch = Batch(batch.x.pin_memory(), None if batch.y is None else batch.y.pin_memory(), batch.lengths)
+        return batch.to(self.device)  # non-blocking copies
 
     def _train_epoch(self, epoch: int, start_step: int) -> None:
         st, ts = self.st, self.ts
@@ -267,20 +292,29 @@ class _Trainer:
             if i < start_step:  # resuming: these batches were trained before the checkpoint
                 continue
             t0 = time.perf_counter()
-            batch = self.data.train.batch(index).to(self.device)
-            output = self.task.forward(self.net, batch)
-            loss = self.task.loss(output, batch)
+            batch = self._to_device(self.data.train.batch(index))
+            with precision.autocast(self.amp, self.device):
+                output = self.task.forward(self.net, batch)
+                loss = self.task.loss(output, batch)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise self._diverged(epoch, i, loss_value)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.clip is not None:
-                nn.utils.clip_grad_norm_(self.params, self.clip)
-            self.optimizer.step()
+            if self.scaler is None:
+                loss.backward()  # under DDP the gradients arrive averaged over ranks
+                if self.clip is not None:
+                    nn.utils.clip_grad_norm_(self.params, self.clip)
+                self.optimizer.step()
+            else:  # fp16: scaled loss; unscale before clipping; the step is skipped on inf/NaN gradients
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+                if self.clip is not None:
+                    nn.utils.clip_grad_norm_(self.params, self.clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             if self.args["scheduler"] in optim.PER_STEP_SCHEDULERS:
                 self.scheduler.step()
-            ts.train_metrics.update(output, batch, loss)
+            ts.train_metrics.update(output if self.amp == "fp32" else output.float(), batch, loss)
             ts.epoch_step_seconds += time.perf_counter() - t0
             ts.epoch_samples += len(batch)
             st.step, st.global_step, st.loss, st.batch_size = i + 1, st.global_step + 1, loss_value, len(batch)
@@ -294,20 +328,23 @@ class _Trainer:
     def _end_epoch(self, epoch: int) -> None:
         st, ts = self.st, self.ts
         started = time.perf_counter()
-        train = ts.train_metrics.compute()
-        val = evaluate(self.model, self.data.val, task=self.task, batch_size=self.eval_batch_size) if len(self.data.val) else {}
+        # under DDP: every rank's sums together, so every rank takes the same best-epoch and stopping decisions
+        train = distributed.reduce_metrics(ts.train_metrics, self.task.metrics).compute()
+        distributed.sync_buffers(self.model)
+        val = self._evaluate(self.data.val) if len(self.data.val) else {}
         seconds = ts.epoch_seconds + time.perf_counter() - started
+        samples = ts.epoch_samples * distributed.world_size()  # every rank trains on an equal share
         record = {
             "epoch": epoch + 1,
             **{f"train_{k}": v for k, v in train.items()},
             **{f"val_{k}": v for k, v in val.items()},
             "lr": optim.current_lr(self.optimizer),
             "seconds": seconds,
-            "samples_per_second": ts.epoch_samples / max(ts.epoch_step_seconds, 1e-9),
+            "samples_per_second": samples / max(ts.epoch_step_seconds, 1e-9),
         }
         ts.train_seconds += seconds
         ts.step_seconds += ts.epoch_step_seconds
-        ts.samples += ts.epoch_samples
+        ts.samples += samples
 
         # without a validation split, the best epoch is picked on the training metrics
         value = (val or train).get(self.task.primary, math.nan)
@@ -332,13 +369,15 @@ class _Trainer:
                          epoch + 1, self.task.primary, patience, st.best_metric, st.best_epoch)
             ts.stopped = True
         ts.stopped = ts.stopped or st.should_stop
+        if distributed.is_distributed():  # a time budget or a callback may stop one rank: stop them all
+            ts.stopped = distributed.any_rank(ts.stopped)
         self._checkpoint(epoch + 1, 0)
 
     def _finish(self) -> FitResult:
         st, ts = self.st, self.ts
         if ts.best_state is not None:
             self.model.load_state_dict(ts.best_state)
-        test = evaluate(self.model, self.data.test, task=self.task, batch_size=self.eval_batch_size) if len(self.data.test) else {}
+        test = self._evaluate(self.data.test) if len(self.data.test) else {}
         baselines = self.task.baselines(self.data.test)  # computed on the same test items as the model
         best = st.history[st.best_epoch - 1] if st.best_epoch else {}
         val = {k[4:]: v for k, v in best.items() if k.startswith("val_")}
@@ -355,7 +394,11 @@ class _Trainer:
                 "best_epoch": st.best_epoch, "parameters": sum(p.numel() for p in self.model.parameters()),
                 "samples_per_second": result.samples_per_second, **({"baselines": baselines} if baselines else {}),
             })
+        distributed.barrier()  # the run directory is complete when any rank returns
         return result
+
+    def _evaluate(self, split: Split) -> dict[str, float]:
+        return _evaluate(self.model, split, self.task, self.eval_batch_size, device=self.device, amp=self.amp, shard=True).compute()
 
     # -- checkpoints -----------------------------------------------------------------------------
 
@@ -366,7 +409,7 @@ class _Trainer:
         self.ts.last_checkpoint = (epoch, step)
 
     def _restore(self) -> tuple[int, int]:
-        ck = self.run.load_checkpoint()
+        ck = distributed.on_main(self.run.load_checkpoint)  # rank 0 reads it, every rank gets it
         stored = ck["fingerprint"]
         changed = [f"{k}={stored.get(k)!r} then, {v!r} now" for k, v in self.fingerprint.items() if stored.get(k) != v]
         if changed:
@@ -379,7 +422,10 @@ class _Trainer:
         self.optimizer.load_state_dict(ck["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(ck["scheduler"])
-        ts.load(ck["trainer"], self.task, self.device)
+        if self.scaler is not None and ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        mine = ck["ranks"][distributed.rank()] if "ranks" in ck else None  # a distributed run's per-rank state
+        ts.load({**ck["trainer"], **({"train_metrics": mine["train_metrics"]} if mine else {})}, self.task, self.device)
         st.history, st.best_metric, st.best_epoch = ck["history"], ck["best_metric"], ck["best_epoch"]
         st.global_step = ck["position"]["global_step"]
         self.run.extra = self.extra
@@ -387,7 +433,7 @@ class _Trainer:
         epoch, step = ck["position"]["epoch"], ck["position"]["step"]
         ts.last_checkpoint = (epoch, step)
         _logger.info("resuming %s at epoch %d, step %d", self.run.path, epoch + 1, step)
-        restore_rng(ck["rng"])  # last: nothing above may draw random numbers after it
+        restore_rng(mine["rng"] if mine else ck["rng"])  # last: nothing above may draw random numbers after it
         return epoch, step
 
     def _diverged(self, epoch: int, step: int, loss: float) -> GridseqError:
@@ -426,6 +472,7 @@ def fit(
     progress: bool | None = None,
     callbacks: Iterable[Any] = (),
     data_spec: dict[str, Any] | None = None,
+    precision: str = "fp32",
 ) -> FitResult:
     """Train `model` on `data`, validating every epoch; the model ends with its best weights.
 
@@ -450,6 +497,7 @@ def fit(
         run_dir: where to write config.json, model.safetensors, metrics.json, history.jsonl and
             checkpoints. Default: None (nothing written).
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ... Default: "auto".
+            Under torchrun, "auto"/"cuda" mean GPU LOCAL_RANK of each process.
         resume: continue the run in `run_dir` from its checkpoint (a fresh start if there is none).
         checkpoint_every: also checkpoint every this many optimizer steps (checkpoints are always
             written at each epoch's end). Default: None.
@@ -458,6 +506,14 @@ def fit(
             on_epoch_end / on_fit_end(state); see gridseq.train.callbacks.
         data_spec: how to rebuild the dataset (e.g. {"name": "digits", "seed": 0}); stored in
             config.json beside the dataset's info.
+        precision: "fp32", "bf16" (autocast; CUDA or CPU) or "fp16" (autocast + gradient scaling;
+            CUDA only); see gridseq.train.precision. Default: "fp32".
+
+    Distributed: with a torch.distributed process group running (under torchrun; see
+    `gridseq.train.distributed.init_from_env` and docs/scaling.md) the model is wrapped in
+    DistributedDataParallel, each rank trains on its share of every epoch (`batch_size` is per
+    process: the global batch is batch_size × world_size), metrics are summed over ranks, and only
+    rank 0 writes `run_dir` and shows progress. Every rank returns the same metrics.
 
     Returns:
         A FitResult: history, best epoch, its val metrics, test metrics, timings, run_dir.
@@ -477,7 +533,7 @@ def fit(
     args = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
         "scheduler": scheduler, "grad_clip": grad_clip, "patience": patience, "select": select, "seed": seed, "run_dir": run_dir,
-        "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress,
+        "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress, "precision": precision,
     }
     _check_fit_args(args)
     if not isinstance(data, Dataset):

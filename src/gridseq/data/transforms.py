@@ -30,7 +30,8 @@ from torch import Tensor
 from gridseq._validation import check_choice
 from gridseq.errors import ConfigError, DataError
 
-VIEWS = {"image": ("image", "sequence"), "sequence": ("sequence",), "series": ("series",), "tokens": ("tokens",)}
+VIEWS = {"image": ("image", "sequence"), "sequence": ("sequence",), "series": ("series",), "tokens": ("tokens",),
+         "video": ("video",)}
 NORMALIZE = ("auto", "series", "channel", "none")  # the choices for time series (see series_record)
 
 

@@ -18,6 +18,7 @@ from gridseq.models.registry import per_step_for, register
 from gridseq.nn.cells import NONLINEARITIES
 from gridseq.nn.recurrent import IMPLS, MODES, Recurrent
 from gridseq.nn.sequence import final_features, length_mask, masked_max, masked_mean
+from gridseq.nn.stream import RecurrentStream
 from gridseq.shapes import check_sequence, check_tokens
 
 POOLINGS = ("last", "mean", "max")
@@ -155,6 +156,27 @@ class RNNModel(nn.Module):
             valid = length_mask(lengths, logits.shape[1], logits.device).unsqueeze(-1)  # (B, T, 1)
             logits = logits.masked_fill(~valid, 0.0)
         return (logits, state) if return_state else logits
+
+    def stream(self, batch_size: int = 1) -> RecurrentStream:
+        """A step-by-step `gridseq.nn.stream.Stream`: `s.step(x_t)` takes one step, (B, F) floats or (B,)
+        token ids, and returns the logits (B, K) — of the sequence so far, or of this step with
+        `per_step` — equal to `forward` on the steps so far. Bidirectional models raise ConfigError.
+
+        Example:
+            >>> import torch
+            >>> m = RNNModel(RNNConfig(num_classes=3, input_size=8, hidden_size=16)).eval()
+            >>> s = m.stream(batch_size=2)
+            >>> s.step(torch.randn(2, 8)).shape
+            torch.Size([2, 3])
+        """
+        def encode(x_t: Tensor) -> Tensor:  # one step (B, F) or (B,) ids -> (B, F) recurrent input
+            if self.embedding is not None:
+                return self.embedding(check_tokens(x_t.unsqueeze(1), None, vocab_size=self.config.vocab_size)[0])[:, 0]
+            return check_sequence(x_t.unsqueeze(1), None, features=self.config.input_size)[0][:, 0]
+
+        pooling = "step" if self.config.per_step else self.config.pooling
+        return RecurrentStream(self.encoder, batch_size, encode=encode, readout=self.head, pooling=pooling,
+                               name=f"model {getattr(self, 'gridseq_name', type(self).__name__)!r}")
 
 
 def _from_info(info) -> dict:

@@ -30,6 +30,16 @@ def check_probability(value, name: str) -> float:
     return float(value)
 
 
+def check_teacher_forcing(value) -> float:
+    """Return a decoder's teacher-forcing rate as a float if it lies in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ConfigError(
+            f"teacher_forcing must be a number in [0, 1] (the probability of feeding the true previous token in "
+            f"training), got {value!r}."
+        )
+    return float(value)
+
+
 def check_choice(value, name: str, choices: Iterable[str]) -> str:
     """Return `value` if it is one of `choices`; otherwise name them and suggest the closest."""
     choices = list(choices)

@@ -12,14 +12,13 @@ with <pad>=0, without <bos> — the model prepends <bos> for teacher forcing.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from gridseq._validation import check_choice, check_positive_int, check_probability
+from gridseq._validation import check_choice, check_positive_int, check_probability, check_teacher_forcing
 from gridseq.data.vocab import BOS, EOS, PAD
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.registry import register
@@ -89,13 +88,7 @@ class Seq2SeqConfig:
                 f"bidirectional=False or attention='luong', which learns the map between them."
             )
         object.__setattr__(self, "dropout", check_probability(self.dropout, "dropout"))
-        tf = self.teacher_forcing
-        if isinstance(tf, bool) or not isinstance(tf, numbers.Real) or not 0 <= tf <= 1:
-            raise ConfigError(
-                f"teacher_forcing must be a number in [0, 1] (the probability of feeding the true previous token in "
-                f"training), got {tf!r}."
-            )
-        object.__setattr__(self, "teacher_forcing", float(tf))
+        object.__setattr__(self, "teacher_forcing", check_teacher_forcing(self.teacher_forcing))
         check_positive_int(self.max_length, "max_length")
         check_choice(self.impl, "impl", IMPLS)
 

@@ -9,6 +9,7 @@
     gridseq compare mnist1d
     gridseq serve runs/digits-cnn-s0 --token-file token.txt
     gridseq export runs/digits-cnn-s0 --format onnx
+    gridseq inspect runs/digits-cnn-s0 --out pics
 
 Exit codes: 0 success; 2 a usage or input error (any `GridseqError`), printed as one line
 `gridseq: error: <message>`; 130 interrupted (Ctrl-C); 1 anything else, which is a bug and prints a
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="log more (-v info, -vv debug)")
 
     parser = _Parser(prog="gridseq", parents=[verbosity],
-                     description="CNNs, RNNs and CNN→RNN hybrids on PyTorch: train, evaluate, predict, generate, compare, serve and export from the command line.",
+                     description="CNNs, RNNs and CNN→RNN hybrids on PyTorch: train, evaluate, predict, generate, compare, inspect, serve and export from the command line.",
                      epilog="Exit codes: 0 ok, 2 usage or input error, 130 interrupted, 1 internal error (a bug).")
     parser.add_argument("--version", action="version", version=f"gridseq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
@@ -121,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grad-clip", type=_non_negative_float, help="clip the gradient norm to this value (0: off)")
     t.add_argument("--patience", type=_positive_int, help="stop after this many epochs without a better validation score")
     t.add_argument("--seed", type=int, default=0, help="seeds data splits, weights and shuffling (default: 0)")
-    t.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto")
+    t.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto (under torchrun, cuda/auto: GPU LOCAL_RANK of each process)")
+    t.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="fp32 (default), bf16 (autocast; CUDA or CPU) or fp16 (autocast + grad scaling; CUDA)")
     t.add_argument("--threads", type=_positive_int, metavar="N",
                    help="CPU threads per operation (default: torch's, one per core); use 1 when several runs share the cores")
     t.add_argument("--checkpoint-every", type=_positive_int, metavar="N", help="also checkpoint every N optimizer steps (always at each epoch end)")
@@ -149,8 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=("test", "val", "train"), default="test", help="default: test")
     p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--beam", type=_positive_int, metavar="N", help="seq2seq runs: decode with beam search of width N (default: greedy)")
+    p.add_argument("--beam", type=_positive_int, metavar="N", help="seq2seq and caption runs: decode with beam search of width N (default: greedy)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.epilog = ("--data.KEY=VALUE changes one of the run's dataset options, e.g. --data.size=97x131 evaluates a "
+                "shapes-seg model on images of another size (normalised with the run's own statistics).")
 
     p = sub.add_parser("predict", parents=[verbosity], help="predict labels with a trained run",
                        description="Predict the label and class probabilities of each input: image files, or .npz / .csv files "
@@ -161,8 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invert", action="store_true", help="images: use 1 - pixel (dark ink on light paper, for a model trained on light on dark)")
     p.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="how many classes to list per item (default: 3)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--beam", type=_positive_int, default=1, metavar="N", help="seq2seq runs: beam width (default: 1, greedy)")
+    p.add_argument("--beam", type=_positive_int, default=1, metavar="N", help="seq2seq and caption runs: beam width (default: 1, greedy)")
     p.add_argument("--json", action="store_true", help="print JSON: one record per item")
+    p.add_argument("--out", metavar="PATH", help="segmentation runs: write the colour mask to PATH (a .png for one input, "
+                                                 "else a folder) and an overlay beside it (<name>_overlay.png)")
     from gridseq import cli_forecast  # argparse only: cheap to import
 
     cli_forecast.add_parser(sub, [verbosity], _positive_int)
@@ -175,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gridseq import cli_serve  # argparse only: cheap to import
 
     cli_serve.add_parser(sub, [verbosity], _positive_int, _non_negative_float)
+    from gridseq import cli_inspect  # argparse only: cheap to import
+
+    cli_inspect.add_parser(sub, [verbosity], _positive_int)
     parser.subcommands = sub.choices  # name → subparser, for error messages
     return parser
 
@@ -267,7 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
         command = args.command
         _setup_logging(getattr(args, "verbose", 0))
-        if raw_overrides and args.command != "train":
+        if raw_overrides and args.command == "evaluate" and all(k.startswith("data.") for k in raw_overrides):
+            pass  # evaluate on a variant of the run's dataset: its loader options changed (e.g. --data.size=97x131)
+        elif raw_overrides and args.command != "train":
             raise UsageError(f"--{next(iter(raw_overrides))}=... is a train option; `gridseq {args.command}` takes none "
                              f"(see `gridseq {args.command} --help`)")
         if args.command == "datasets":
@@ -279,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             return cli_run.cmd_train(args, raw_overrides)
         if args.command == "evaluate":
-            return cli_run.cmd_evaluate(args)
+            return cli_run.cmd_evaluate(args, raw_overrides)
         if args.command == "forecast":
             from gridseq import cli_forecast
 
@@ -292,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gridseq import cli_text
 
             return cli_text.cmd_generate(args)
+        if args.command == "inspect":
+            from gridseq import cli_inspect
+
+            return cli_inspect.cmd_inspect(args)
         if args.command in ("serve", "export"):
             from gridseq import cli_serve
 

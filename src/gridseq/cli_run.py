@@ -28,17 +28,37 @@ _logger = logging.getLogger(__name__)
 # model shortcut flags → model config fields
 _MODEL_FLAGS = {"hidden_size": "--hidden-size", "num_layers": "--num-layers", "bidirectional": "--bidirectional", "dropout": "--dropout"}
 # train flags → gridseq.train.fit keyword arguments
-_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "grad_clip", "patience", "device", "checkpoint_every")
+_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "grad_clip", "patience", "device",
+                "checkpoint_every", "precision")
 # fit() arguments the command sets itself, so --train.KEY may not
 _FIT_MANAGED = {"model", "data", "seed", "run_dir", "resume", "progress", "data_spec", "callbacks"}
 _RUN_FILES = ("config.json", "model.safetensors", "metrics.json", "history.jsonl")
 
 
 def cmd_train(args, raw_overrides: dict[str, str]) -> int:
-    from gridseq import datasets, models, train
+    """`gridseq train`; under torchrun (WORLD_SIZE > 1 in the environment) one process of a distributed
+    run: the process group comes up first and goes down last, and only rank 0 writes and prints."""
+    from gridseq.train import distributed
 
     if args.threads:
         torch.set_num_threads(args.threads)  # see docs/PERFORMANCE.md: oversubscribed cores cost ~10x
+    if not distributed.init_from_env(args.device or "auto"):
+        return _train(args, raw_overrides)
+    if not distributed.is_main():
+        logging.getLogger("gridseq").setLevel(logging.ERROR)  # rank 0 alone logs notices and warnings
+    try:
+        code = _train(args, raw_overrides)
+    except BaseException:
+        distributed.shutdown(wait=False)  # other ranks may never reach a barrier now
+        raise
+    distributed.shutdown()
+    return code
+
+
+def _train(args, raw_overrides: dict[str, str]) -> int:
+    from gridseq import datasets, models, train
+    from gridseq.train import distributed
+
     entry = models.entry(args.model)
     fit_keys = [p for p in inspect.signature(train.fit).parameters if p not in _FIT_MANAGED]
     overrides = resolve(raw_overrides, model_cls_config=entry.config_cls, train_keys=fit_keys)
@@ -47,7 +67,7 @@ def cmd_train(args, raw_overrides: dict[str, str]) -> int:
     train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
     options = {k: v for k, v in (("image_size", args.image_size), ("label_column", args.label_column), ("task", args.task)) if v is not None}
     options.update(overrides["data"])
-    run_dir = _prepare_run_dir(args, entry.name)
+    run_dir = _shared_run_dir(args, entry.name)
 
     dataset_ref = _dataset_ref(args.dataset)
     view = args.view or _builtin_view(args.dataset, entry)
@@ -64,18 +84,21 @@ def cmd_train(args, raw_overrides: dict[str, str]) -> int:
     _logger.info("training %s on %s: %s", entry.name, args.dataset, train_kw)
     result = train.fit(model, data, seed=args.seed, run_dir=run_dir, resume=args.resume, progress=args.progress, data_spec=spec, **train_kw)
 
-    _print_metrics(f"test metrics ({entry.name} on {args.dataset})", result.test)
-    console().print(f"trained in {result.train_seconds:.1f} s\nrun dir: {result.run_dir}", highlight=False, markup=False, soft_wrap=True)
+    if distributed.is_main():
+        _print_metrics(f"test metrics ({entry.name} on {args.dataset})", result.test)
+        console().print(f"trained in {result.train_seconds:.1f} s\nrun dir: {result.run_dir}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args, raw_overrides: dict[str, str] | None = None) -> int:
     from gridseq import train
 
     from gridseq import tasks
+    from gridseq.cli_overrides import parse_value
 
     model, config = _open_run(args.run_dir)
-    data, info = _reload_data(config, args.run_dir)
+    changes = {k.partition(".")[2]: parse_value(v) for k, v in (raw_overrides or {}).items()}
+    data, info = _reload_data(config, args.run_dir, changes)
     task = tasks.for_data(info, model)
     if args.beam is not None:
         if not hasattr(task, "configure"):
@@ -98,6 +121,8 @@ def cmd_predict(args) -> int:
     model, config = _open_run(args.run_dir)
     if _run_info(config, args.run_dir).task == "forecast":
         raise ConfigError(f"{args.run_dir} is a forecasting run; use `gridseq forecast {args.run_dir}` to forecast with it.")
+    if _run_info(config, args.run_dir).task == "transcribe":
+        return _predict_transcripts(args, model, config)
     if _run_info(config, args.run_dir).kind == "tokens":
         from gridseq.cli_text import predict_text
 
@@ -106,6 +131,12 @@ def cmd_predict(args) -> int:
             split = data.splits()[args.split]
             return predict_text(args, model, info, list(split.texts), split.targets or split.y.tolist())
         return predict_text(args, model, _run_info(config, args.run_dir), list(args.inputs), None)
+    if _run_info(config, args.run_dir).task == "segment":
+        return _predict_masks(args, model, config)
+    if args.out:
+        raise ConfigError(f"--out writes segmentation masks; {args.run_dir} is a {_run_info(config, args.run_dir).task} run.")
+    if _run_info(config, args.run_dir).task == "caption":
+        return _predict_captions(args, model, config)
     if args.split:
         data, info = _reload_data(config, args.run_dir)
         split = data.splits()[args.split]
@@ -117,6 +148,11 @@ def cmd_predict(args) -> int:
         for path in args.inputs:
             if not Path(path).exists():
                 raise DataError(f"input {path} does not exist; pass image files, or .npz / .csv files of sequences.")
+            if info.kind == "video":  # a .npy clip or a folder of frames
+                from gridseq.data.video_io import prepare_clips
+
+                batches.append((path, prepare_clips([path], info.preprocessing)))
+                continue
             batches.append((path, datasets.prepare_inputs([path], info, invert=args.invert)))
         targets = None
     task = tasks.for_data(info, model)
@@ -135,6 +171,120 @@ def cmd_predict(args) -> int:
         print_json(records)
     else:
         _print_predictions(records)
+    return EXIT_OK
+
+
+def _predict_captions(args, model, config: dict) -> int:
+    """`gridseq predict` on a captioning run: one caption per image (or per item of --split), decoded
+    greedily or with --beam, through the server's Predictor."""
+    from gridseq import datasets
+    from gridseq.predict import Predictor
+
+    info = _run_info(config, args.run_dir)
+    options = {"beam": args.beam}
+    records = []
+    if args.split:
+        data, info = _reload_data(config, args.run_dir)
+        predictor = Predictor(model, info)
+        split = data.splits()[args.split]
+        for start in range(0, len(split), args.batch_size):
+            batch = split.batch(slice(start, start + args.batch_size))
+            captions = predictor.decode(predictor.forward(batch, options), batch, options)["predictions"]
+            truths = (split.targets[start : start + len(batch)] if split.targets
+                      else [predictor.target_vocab.decode(r) for r in batch.y.tolist()])
+            records.extend({"input": f"{args.split}[{start + i}]", "caption": c, "target": t}
+                           for i, (c, t) in enumerate(zip(captions, truths)))
+    else:
+        predictor = Predictor(model, info)
+        for path in args.inputs:
+            if not Path(path).exists():
+                raise DataError(f"input {path} does not exist; pass image files (.png, .jpg, .bmp, .gif).")
+            batch = datasets.prepare_inputs([path], info, invert=args.invert)
+            caption = predictor.decode(predictor.forward(batch, options), batch, options)["predictions"][0]
+            records.append({"input": path, "caption": caption})
+    if args.json:
+        print_json(records)
+        return EXIT_OK
+    out = console()
+    for r in records:
+        target = f"  (true: {r['target']})" if "target" in r else ""
+        out.print(f"{r['input']}\t{r['caption']}{target}", highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def _predict_masks(args, model, config) -> int:
+    """`gridseq predict` for segmentation runs: per image its size and the share of each predicted class
+    (and pixel accuracy for --split); with --out, a colour mask and an overlay PNG per image."""
+    from gridseq import tasks
+    from gridseq.data.mask_folder import colorize, mask_paths, overlay, prepare_segment_image, raw_image, write_png
+    from gridseq.data.split import Batch
+
+    info = _run_info(config, args.run_dir)
+    task = tasks.for_data(info, model)
+    if args.split:
+        split = _reload_data(config, args.run_dir)[0].splits()[args.split]
+        items = [(f"{args.split}[{i}]", split.x[i: i + 1], split.y[i]) for i in range(len(split))]
+    else:
+        items = [(path, prepare_segment_image(path, info, invert=args.invert), None) for path in args.inputs]
+    outs = mask_paths(args.out, [name for name, _, _ in items]) if args.out else [None] * len(items)
+    palette = info.preprocessing.get("palette")
+    records = []
+    with torch.no_grad():
+        for (name, x, target), out in zip(items, outs):
+            mask = task.predict(task.forward(model, Batch(x)))[0][0]  # (H, W)
+            counts = torch.bincount(mask.flatten(), minlength=len(info.class_names)).tolist()
+            record = {"input": name, "size": list(mask.shape),
+                      "classes": {c: round(n / mask.numel(), 4) for c, n in zip(info.class_names, counts) if n}}
+            if target is not None:
+                labelled = target != -100
+                record["pixel_accuracy"] = round(float((mask == target)[labelled].float().mean()), 4)
+            if out is not None:
+                write_png(out[0], colorize(mask.numpy(), palette))
+                write_png(out[1], overlay(raw_image(x[0], info.preprocessing), mask.numpy(), palette))
+                record.update(mask=str(out[0]), overlay=str(out[1]))
+            records.append(record)
+    if args.json:
+        print_json(records)
+        return EXIT_OK
+    for r in records:
+        shares = ", ".join(f"{c} {p:.1%}" for c, p in r["classes"].items())
+        extra = (f"  pixel accuracy {r['pixel_accuracy']:.3f}" if "pixel_accuracy" in r else "") + (f"  -> {r['mask']}" if "mask" in r else "")
+        console().print(f"{r['input']}\t{r['size'][0]}x{r['size'][1]}\t[{shares}]{extra}", highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def _predict_transcripts(args, model, config: dict) -> int:
+    """`gridseq predict` on a transcription (CTC) run: image/WAV INPUT files, or a split's items, through
+    the Predictor (greedy decoding, or prefix beam search with --beam)."""
+    from gridseq.data.split import Batch
+    from gridseq.predict import Predictor
+
+    records = []
+    if args.split:
+        data, info = _reload_data(config, args.run_dir)
+        split, predictor = data.splits()[args.split], Predictor(model, info)
+        for start in range(0, len(split), args.batch_size):
+            part = split.batch(slice(start, start + args.batch_size))
+            batch = Batch(part.x, None, part.lengths)
+            out = predictor.decode(predictor.forward(batch), batch, {"beam": args.beam})["predictions"]
+            records.extend({"input": f"{args.split}[{start + i}]", "transcript": t, "target": split.targets[start + i]}
+                           for i, t in enumerate(out))
+    else:
+        from gridseq.data.transcribe_io import prepare_transcribe
+
+        predictor = Predictor(model, _run_info(config, args.run_dir))
+        options = predictor.check_options({"beam": args.beam})
+        for path in args.inputs:
+            batch = prepare_transcribe([path], predictor.info, files=True)
+            out = predictor.decode(predictor.forward(batch, options), batch, options)["predictions"]
+            records.append({"input": path, "transcript": out[0]})
+    if args.json:
+        print_json(records)
+    else:
+        out = console()
+        for r in records:
+            target = f"  (true: {r['target']})" if "target" in r else ""
+            out.print(f"{r['input']}\t{r['transcript']}{target}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -221,6 +371,14 @@ def _prepare_run_dir(args, model_name: str) -> Path:
     return run_dir
 
 
+def _shared_run_dir(args, model_name: str) -> Path:
+    """`_prepare_run_dir` on rank 0 only (it may remove a run with --overwrite); every rank gets its
+    answer, the run directory or the same ConfigError."""
+    from gridseq.train import distributed
+
+    return distributed.on_main(lambda: _prepare_run_dir(args, model_name))
+
+
 def _open_run(run_dir: str):
     from gridseq import train
 
@@ -239,8 +397,12 @@ def _run_info(config: dict, run_dir: str):
     return DatasetInfo.from_json(data["info"])
 
 
-def _reload_data(config: dict, run_dir: str):
-    """The run's dataset rebuilt from its recipe, checked against the info the model was trained with."""
+def _reload_data(config: dict, run_dir: str, changes: dict | None = None):
+    """The run's dataset rebuilt from its recipe, checked against the info the model was trained with.
+
+    `changes` (evaluate's --data.KEY=VALUE) replace loader options; a fully convolutional run
+    (`any_size` images, e.g. segmentation) may then see another image size, and the images are
+    re-normalised with the run's own statistics."""
     from gridseq import datasets
 
     info = _run_info(config, run_dir)
@@ -249,12 +411,34 @@ def _reload_data(config: dict, run_dir: str):
         raise CheckpointError(f"{run_dir}/config.json's data section does not say which dataset was used; "
                               f"it was not written by `gridseq train`.")
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("options", {}).items()}
+    options.update(changes or {})
     data = datasets.load(spec["name"], seed=spec.get("seed", 0), view=spec.get("view"), **options)
-    if tuple(data.info.class_names) != tuple(info.class_names) or tuple(data.info.input_shape) != tuple(info.input_shape):
+    # a fully convolutional run (segmentation) takes any H x W: only the channels must match
+    any_size = bool(changes) and (info.preprocessing or {}).get("image", {}).get("any_size", False)
+    compared = slice(0, 1) if any_size else slice(None)
+    if tuple(data.info.class_names) != tuple(info.class_names) or (
+            tuple(data.info.input_shape[compared]) != tuple(info.input_shape[compared])):
         raise DataError(f"dataset {spec['name']} no longer matches the run in {run_dir}: it now has classes "
                         f"{list(data.info.class_names)} and input shape {data.info.input_shape}, the model was trained on "
                         f"{list(info.class_names)} and {info.input_shape}. Restore the data or train a new run.")
+    if any_size:
+        data = _renormalize(data, info)
     return data, info
+
+
+def _renormalize(data, info):
+    """`data`'s images normalised with `info`'s statistics instead of their own (an exact affine change)."""
+    new, run = data.info.preprocessing.get("normalize"), info.preprocessing.get("normalize")
+    if not new or not run or new == run:
+        return data
+
+    def stats(norm):
+        return tuple(torch.tensor(norm[k], dtype=torch.float32).view(-1, 1, 1) for k in ("mean", "std"))
+
+    (m1, s1), (m0, s0) = stats(new), stats(run)
+    for split in data.splits().values():
+        split.x = (split.x * s1 + m1 - m0) / s0  # raw pixels, then the run's z-score
+    return data
 
 
 def _jsonable(options: dict) -> dict:

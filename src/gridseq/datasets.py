@@ -25,14 +25,17 @@ from gridseq._validation import check_positive_int, did_you_mean
 from gridseq.data import catalog
 from gridseq.data.csv_reader import load_csv
 from gridseq.data.image_folder import load_image_folder
+from gridseq.data.mask_folder import is_mask_folder, load_mask_folder
 from gridseq.data.prepare import prepare_inputs
 from gridseq.data.readers import load_npz
 from gridseq.data.sampler import BatchSampler, iterate
 from gridseq.data.series_builtin import load_series_file
 from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
+from gridseq.data.transcribe_io import load_transcripts, transcript_source
 from gridseq.data.text_io import is_text_csv, load_pairs_tsv, load_text_csv, load_text_file
 from gridseq.data.transforms import check_view
 from gridseq.data.ucr import load_ts
+from gridseq.data.video_io import is_video_folder, load_video_folder
 from gridseq.errors import ConfigError, DataError
 
 __all__ = [
@@ -100,8 +103,13 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
     path = Path(name_or_path)
     if not path.exists():
         raise DataError(f"no such file or folder: {path}; pass a built-in name ({', '.join(names())}) or an existing path.")
-    if path.is_dir():
-        reader, layout = load_image_folder, "image"
+    if transcript_source(path) is not None:
+        reader, layout = load_transcripts, "sequence"  # file,transcript CSV (or a folder holding transcripts.csv)
+    elif path.is_dir() and is_video_folder(path):  # class sub-folders of .npy clips / frame folders
+        reader, layout = load_video_folder, "video"
+    elif path.is_dir():
+        # images/ + masks/ (segmentation), else one sub-folder per class
+        reader, layout = (load_mask_folder if is_mask_folder(path) else load_image_folder), "image"
     elif options.get("task") == "forecast" and path.suffix.lower() == ".csv":
         reader, layout = load_series_file, "series"  # a time column and value columns, cut into windows
     elif path.suffix.lower() == ".csv" and is_text_csv(path, {**options, "view": view}):

@@ -7,16 +7,19 @@ model through its task (`task.forward` / `task.predict`, `model.generate` for se
 plain lists and dicts:
 
     task       inputs (one entry per item)               predictions[i]          other fields
-    classify   image / sequence / text                   class name              probabilities[i]: {class: p}
-    tag        sequence / text                           one class per step      probabilities[i]: per step {class: p}
+    classify   image / sequence / text / video           class name              probabilities[i]: {class: p}
+    tag        sequence / text / video                   one class per step      probabilities[i]: per step {class: p}
     regress    sequence                                  {target: value}
     seq2seq    source text                               decoded text
+    caption    image                                     decoded caption
     lm         prompt text ("" starts from a new line)   generated continuation
     forecast   history, (N, F) or (N,) original units    (steps,) or (steps, targets) forecast    targets
+    transcribe (H, W) image or (S,) waveform array          transcript (text)
+    segment    image of any size (H, W)                  (H, W) class indices    classes: class names
 
 Images come as nested arrays in the dataset's raw units, or as base64 PNG/JPEG/BMP/GIF strings (a
 `data:image/...;base64,` prefix is allowed); sequences as (T, F) or (T,) arrays, optionally cut to
-`lengths[i]` steps; text as strings.
+`lengths[i]` steps; text as strings; videos as .npy paths, frame-folder paths or (T, H, W[, C]) arrays.
 
     >>> p = Predictor.from_run("runs/digits-cnn-s0")  # doctest: +SKIP
     >>> out = p.predict([np.zeros((8, 8))], top_k=2)  # doctest: +SKIP
@@ -47,8 +50,8 @@ from gridseq.data.prepare import encode_texts, prepare_inputs
 from gridseq.data.split import Batch, DatasetInfo
 from gridseq.errors import CheckpointError, ConfigError, DataError
 
-FORWARD_TASKS = ("classify", "tag", "regress", "seq2seq")  # one model call per batch: can be micro-batched
-TASKS = (*FORWARD_TASKS, "lm", "forecast")
+FORWARD_TASKS = ("classify", "tag", "regress", "seq2seq", "caption", "transcribe")  # one model call per batch: can be micro-batched
+TASKS = (*FORWARD_TASKS, "lm", "forecast", "segment")
 
 # options each task accepts, with their defaults
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -56,8 +59,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "tag": {"top_k": None},
     "regress": {},
     "seq2seq": {"beam": 1},
+    "transcribe": {"beam": 1},
+    "caption": {"beam": 1, "invert": False},
     "lm": {"length": 100, "temperature": 1.0, "top_k": None, "seed": None},
     "forecast": {"steps": None},
+    "segment": {"invert": False},
 }
 MAX_BEAM = 16
 _IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif"}
@@ -116,6 +122,10 @@ class Predictor:
             self.vocab = Vocab.from_json(record["vocab"])
             if "target_vocab" in record:
                 self.target_vocab = Vocab.from_json(record["target_vocab"])
+        if info.task == "caption":  # image in, words out: the caption vocabulary turns ids into text
+            from gridseq.data.vocab import Vocab
+
+            self.target_vocab = Vocab.from_json(record["target_vocab"])
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, *, name: str | None = None, limits: InputLimits | None = None) -> Predictor:
@@ -156,6 +166,12 @@ class Predictor:
             spec.update(kind="image", channels=image.get("channels"), size=image.get("size"), resize=image.get("resize"),
                         view=record.get("view"), format="nested array (C, H, W), (H, W), (H, W, C) or flat, in raw units; "
                                                          "or a base64 PNG/JPEG string")
+            if image.get("any_size"):  # fully convolutional (segmentation): any H x W
+                spec["any_size"] = True
+        elif record.get("layout") == "video":
+            video = record.get("video", {})
+            spec.update(channels=video.get("channels"), size=video.get("size"), frames=video.get("frames"),
+                        format="a .npy path (T, H, W[, C]), a folder of frames, or a nested array (T, H, W[, C])")
         elif info.kind == "tokens":
             spec.update(level=self.vocab.level if self.vocab else None, vocab_size=info.vocab_size, format="text")
         else:
@@ -165,7 +181,7 @@ class Predictor:
         spec["limits"] = {k: v for k, v in vars(self.limits).items() if v is not None}
         return {
             "name": self.name, "model": getattr(self.model, "gridseq_name", type(self.model).__name__), "task": info.task,
-            "classes": list(info.class_names) if info.task in ("classify", "tag", "regress") else None,
+            "classes": list(info.class_names) if info.task in ("classify", "tag", "regress", "segment") else None,
             "input": spec, "options": dict(OPTIONS[info.task]),
         }
 
@@ -212,6 +228,8 @@ class Predictor:
             return {"predictions": self._generate(inputs, options)}
         if self.info.task == "forecast":
             return self._forecast(inputs, options)
+        if self.info.task == "segment":
+            return self._segment(inputs, options)
         batch = self.prepare(inputs, lengths, invert=options.get("invert", False))
         return self.decode(self.forward(batch, options), batch, options)
 
@@ -222,6 +240,15 @@ class Predictor:
         self._check_items(inputs, lengths)
         record = self.info.preprocessing or {}
         layout = record.get("layout")
+        if self.info.task == "transcribe":  # image or waveform arrays -> columns or log-mel frames
+            from gridseq.data.transcribe_io import prepare_transcribe
+
+            batch = prepare_transcribe(inputs, self.info)
+            limit = self.limits.max_length
+            if limit is not None and int(batch.lengths.max()) > limit:
+                i = int(batch.lengths.argmax())
+                raise DataError(f"input {i} gives {int(batch.lengths[i])} steps (columns or frames); this server takes at most {limit}.")
+            return batch
         if self.info.kind == "tokens":
             return self._texts(inputs)
         if layout == "image":
@@ -229,6 +256,10 @@ class Predictor:
         if layout == "sequence":
             items = [self._sequence(i, item, None if lengths is None else lengths[i]) for i, item in enumerate(inputs)]
             return prepare_inputs(items, self.info)
+        if layout == "video":  # .npy / frame-folder paths or (T, H, W[, C]) arrays -> (B, T, C, H, W)
+            from gridseq.data.video_io import prepare_clips
+
+            return prepare_clips(inputs, record)
         raise DataError(f"model {self.name!r} takes {self.info.kind} data, which cannot be prepared for prediction here.")
 
     @torch.inference_mode()
@@ -238,6 +269,8 @@ class Predictor:
         batch = batch.to(self.device)
         if self.info.task == "seq2seq":
             return self.model.generate(batch.x, batch.lengths, beam=options.get("beam", 1))
+        if self.info.task == "caption":
+            return self.model.generate(batch.x, beam=options.get("beam", 1))
         return self.task.forward(self.model, batch)
 
     def decode(self, output: Tensor, batch: Batch, options: dict[str, Any] | None = None) -> dict[str, list]:
@@ -259,8 +292,14 @@ class Predictor:
         if task == "regress":
             values = self.task.predict(output)
             return {"predictions": [dict(zip(names, row)) for row in values.tolist()]}
-        if task == "seq2seq":
+        if task in ("seq2seq", "caption"):
             return {"predictions": [self.target_vocab.decode(row) for row in output.tolist()]}
+        if task == "transcribe":
+            from gridseq.tasks.transcribe import decode as ctc_decode, label_text
+
+            frames = self.model.output_lengths(batch.lengths) if hasattr(self.model, "output_lengths") else batch.lengths
+            ids = ctc_decode(output, frames, options.get("beam", 1))
+            return {"predictions": [label_text(row, names) for row in ids]}
         raise ConfigError(f"decode does not apply to {task!r} models; call predict().")
 
     # ---- inputs -------------------------------------------------------------------------------------
@@ -350,6 +389,27 @@ class Predictor:
         path = path.with_suffix(_IMAGE_FORMATS[fmt])
         path.write_bytes(raw)
         return path
+
+    # ---- segmentation -------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _segment(self, images: list, options: dict[str, Any]) -> dict[str, Any]:
+        """One mask per image, each at its image's own size (so one model call per image)."""
+        from gridseq.data.mask_folder import prepare_segment_image
+
+        masks = []
+        with tempfile.TemporaryDirectory(prefix="gridseq-img-") as tmp:
+            for i, item in enumerate(images):
+                source = self._image_file(i, item, Path(tmp) / f"input{i}") if isinstance(item, str) else self._image_array(i, item)
+                try:
+                    x = prepare_segment_image(source, self.info, invert=options.get("invert", False))
+                except DataError as e:  # name the request's item, not the temporary file
+                    raise DataError(str(e).replace(str(source), f"input {i}")) from None
+                output = self.task.forward(self.model, Batch(x).to(self.device)).cpu()
+                if not bool(torch.isfinite(output).all()):
+                    raise DataError(f"the model produced NaN or Inf for input {i} (values far outside the training range?).")
+                masks.append(self.task.predict(output)[0][0].tolist())  # (H, W) class indices
+        return {"predictions": masks, "classes": list(self.info.class_names)}
 
     # ---- generation and forecasting -----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from gridseq.data.split import KINDS, DatasetInfo
 from gridseq.errors import ShapeError
 
 B = 3
-TOPOLOGIES = ("one-to-one", "many-to-one", "many-to-many", "encoder-decoder")
+TOPOLOGIES = ("one-to-one", "many-to-one", "many-to-many", "encoder-decoder", "one-to-many")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,6 +40,8 @@ SAMPLES = [
     _info("tok12", "tokens", (12,), variable_length=True, vocab_size=20),
     _info("series16", "series", (16, 1)),
     _info("video6", "video", (6, 1, 8, 8), variable_length=True),
+    # CTC transcription (crnn-ctc): 24-high lines of any width; used by models with output_lengths only
+    dataclasses.replace(_info("lines24", "sequence", (29, 24), variable_length=True), task="transcribe"),
 ]
 # extra forms of a model, applied when the config has every field named here
 VARIANTS = [
@@ -59,7 +61,7 @@ def _cases():
         entry = models.entry(name)
         fields = {f.name for f in dataclasses.fields(entry.config_cls)}
         for info in SAMPLES:
-            if info.kind not in entry.kinds:
+            if info.kind not in entry.kinds or (info.task == "transcribe") != hasattr(entry.model_cls, "output_lengths"):
                 continue
             cases.append(pytest.param(name, info, {}, id=f"{name}-{info.name}"))
             for variant in VARIANTS:
@@ -96,12 +98,14 @@ def build(name, info, variant):
 
 def expected_shape(model, info, x, out=None):
     k = info.num_classes
-    if model.topology == "encoder-decoder":  # greedy decoding without a target: U' <= max_length steps
+    if model.topology in ("encoder-decoder", "one-to-many"):  # greedy decoding without a target: U' <= max_length steps
         return (B, min(out.shape[1], model.config.max_length), k)
     if model.topology in ("one-to-one", "many-to-one"):
         return (B, k)
     if info.kind == "image":
         return (B, k, *x.shape[2:])  # dense per-pixel scores at the input's size
+    if hasattr(model, "output_lengths"):  # per frame of a time-downsampling CNN (CTC)
+        return (B, int(model.output_lengths(torch.tensor(x.shape[1]))), k)
     return (B, x.shape[1], k)  # per step
 
 
@@ -183,9 +187,11 @@ def test_items_do_not_depend_on_their_batch(name, info, variant):
         for i in range(B):
             n = x.shape[1] if lengths is None else int(lengths[i])
             alone = run(model, x[i : i + 1, :n], None if lengths is None else lengths[i : i + 1])
-            if info.kind == "image" or batched.dim() == 2:
+            if hasattr(model, "output_lengths"):  # valid output frames after the CNN's time downsampling
+                n = int(model.output_lengths(torch.tensor(n)))
+            if (info.kind == "image" and model.topology != "one-to-many") or batched.dim() == 2:
                 got, want = batched[i], alone[0]
-            elif model.topology == "encoder-decoder":  # its own decoded steps, then zeros after its <eos>
+            elif model.topology in ("encoder-decoder", "one-to-many"):  # its own decoded steps, then zeros after its <eos>
                 assert batched[i, alone.shape[1]:].eq(0).all(), f"item {i}: logits after its own <eos>"
                 got, want = batched[i, : alone.shape[1]], alone[0]
             else:  # per step: compare the valid steps

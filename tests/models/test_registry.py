@@ -7,7 +7,7 @@ import logging
 import pytest
 from torch import nn
 
-from gridseq import models
+from gridseq import models, tasks
 from gridseq._validation import check_positive_int
 from gridseq.data.split import DatasetInfo
 from gridseq.errors import ConfigError
@@ -214,3 +214,16 @@ def test_register_rejects_unknown_kinds(kinds):
 def test_register_requires_a_config_dataclass():
     with pytest.raises(ConfigError, match="Linear needs a nested dataclass `Config`"):
         registry.register("bad", nn.Linear, description="", kinds=("image",))
+
+
+def test_fitting_lists_models_whose_topology_the_task_can_use():
+    seg = DatasetInfo(name="seg", kind="image", input_shape=(3, 32, 32), num_classes=4, class_names=tuple("abcd"), task="segment")
+    cls = DatasetInfo(name="cls", kind="image", input_shape=(3, 32, 32), num_classes=4, class_names=tuple("abcd"))
+    assert {"unet", "fcn8s", "fcn"} <= set(registry.fitting(seg)) and "cnn" not in registry.fitting(seg)
+    assert "cnn" in registry.fitting(cls) and not {"unet", "fcn8s", "captioner"} & set(registry.fitting(cls))
+
+
+def test_wrong_topology_error_names_the_models_that_fit():
+    seg = DatasetInfo(name="seg", kind="image", input_shape=(3, 32, 32), num_classes=4, class_names=tuple("abcd"), task="segment")
+    with pytest.raises(ConfigError, match=r"needs a many-to-many model; models for it: .*unet"):
+        tasks.for_data(seg, registry.create_for("cnn", seg))

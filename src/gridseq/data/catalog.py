@@ -27,7 +27,8 @@ from gridseq.errors import DataError
 _logger = logging.getLogger(__name__)
 
 MODULES = ("gridseq.data.builtin", "gridseq.data.ucr", "gridseq.data.series_builtin", "gridseq.data.probes",
-           "gridseq.data.text_builtin")
+           "gridseq.data.text_builtin", "gridseq.data.transcribe_builtin", "gridseq.data.shapes_seg",
+           "gridseq.data.scenes_captions", "gridseq.data.moving_digits")
 
 
 @dataclass(frozen=True)

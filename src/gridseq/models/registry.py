@@ -132,7 +132,7 @@ def create(name: str, **kwargs) -> nn.Module:
     return model
 
 
-PER_STEP_TASKS = ("tag", "lm")  # tasks scored at every step: many-to-many models
+PER_STEP_TASKS = ("tag", "lm", "transcribe")  # tasks scored at every step (transcribe: CTC frames): many-to-many models
 
 
 def per_step_for(info) -> dict:
@@ -140,14 +140,38 @@ def per_step_for(info) -> dict:
     return {"per_step": True} if info.task in PER_STEP_TASKS else {}
 
 
+def fitting(info) -> list[str]:
+    """The registered models that can train on a dataset: they take its kind of data and, built for it,
+    have a topology its task can use (e.g. for shapes-seg: the per-pixel models, not `cnn`)."""
+    from gridseq import tasks  # here, not at the top: the task modules import this registry
+
+    try:
+        wanted = tasks.get(info.task).topologies
+    except ConfigError:
+        wanted = None
+    found = []
+    for n in names():
+        if info.kind not in _entries[n].kinds:
+            continue
+        if wanted is not None:
+            try:  # the topology can depend on the data (per-step RNNs), so build the model to read it
+                topology = getattr(create_for(n, info), "topology", None)
+            except ConfigError:  # e.g. a model needing an argument the dataset does not give
+                continue
+            if topology is not None and topology not in wanted:
+                continue
+        found.append(n)
+    return found
+
+
 def create_for(name: str, info, **overrides) -> nn.Module:
     """Build `name` for a dataset: its `info` fills input size/shape and classes; `overrides` win."""
     e = entry(name)
     if info.kind not in e.kinds:
-        suitable = ", ".join(n for n in names() if info.kind in _entries[n].kinds) or "none registered"
+        suitable = ", ".join(fitting(info)) or "none registered"
         raise ConfigError(
             f"model {e.name!r} takes {' or '.join(e.kinds)} data, but dataset {info.name!r} is {info.kind} data; "
-            f"models for {info.kind} data: {suitable}."
+            f"models for it: {suitable}."
         )
     from_data = e.from_info(info) if e.from_info else {}
     return create(name, **{**from_data, **overrides})

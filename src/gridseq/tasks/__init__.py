@@ -13,6 +13,12 @@ from gridseq.tasks.lm import LMMetrics, LMTask
 from gridseq.tasks.regress import RegressionMetrics, RegressTask
 from gridseq.tasks.seq2seq import Seq2SeqMetrics, Seq2SeqTask
 from gridseq.tasks.tag import StepMetrics, TagTask
+from gridseq.tasks.transcribe import TranscribeMetrics, TranscribeTask
+from gridseq.tasks.caption import CaptionMetrics, CaptionTask
+from gridseq.tasks.segment import SegmentMetrics, SegmentTask
 
 __all__ = ["ClassifyTask", "ConfusionMetrics", "ForecastMetrics", "ForecastTask", "LMMetrics", "LMTask", "Metrics",
            "RegressionMetrics", "RegressTask", "Seq2SeqMetrics", "Seq2SeqTask", "StepMetrics", "SumMetrics", "TagTask", "Task", "for_data", "get", "names", "register"]
+__all__ += ["SegmentMetrics", "SegmentTask"]
+__all__ += ["CaptionMetrics", "CaptionTask"]
+__all__ += ["TranscribeMetrics", "TranscribeTask"]

@@ -192,11 +192,17 @@ def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
     task = get(info.task, info)
     topology = getattr(model, "topology", None)
     if topology is not None and topology not in task.topologies:
+        from gridseq.models import registry  # here: the registry imports the tasks
+
         model_name = getattr(model, "gridseq_name", type(model).__name__)
+        suitable = ", ".join(registry.fitting(info)) or "none registered"
         raise ConfigError(
             f"model {model_name!r} is {topology} (one output per "
             f"{'step' if topology == 'many-to-many' else 'item'}), but task {task.name!r} on dataset "
-            f"{info.name!r} needs a {' or '.join(task.topologies)} model. Pick a model of that topology "
-            f"(see gridseq.models.names())."
+            f"{info.name!r} needs {_a(task.topologies[0])} {' or '.join(task.topologies)} model; models for it: {suitable}."
         )
     return task
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from gridseq import cli, defaults, models
 from gridseq.cli_overrides import parse_value, resolve, split_overrides
@@ -337,3 +338,17 @@ def test_train_threads_sets_torch_intra_op_threads(capsys, tmp_path):
         assert_one_line_error(*run(capsys, "train", "digits", "--model", "cnn", "--threads", "0")[::2], "--threads")
     finally:
         torch.set_num_threads(before)
+
+
+def test_per_step_predictions_name_a_class_for_every_step(capsys):
+    # a tag run (e.g. moving-digits-frames) predicts (B, T) labels: records list one class per step,
+    # cut to each item's length
+    from gridseq.cli_run import _print_predictions, _records
+
+    labels = torch.tensor([[0, 1, 1], [2, 2, 0]])
+    records = _records(["a", "b"], labels, torch.rand(2, 3, 3), ("up", "down", "left"), 2, torch.tensor([3, 2]))
+    assert records == [{"input": "a", "labels": ["up", "down", "down"]}, {"input": "b", "labels": ["left", "left"]}]
+    records[0]["target"] = ["up", "up", "down"]
+    _print_predictions(records)
+    out = [line.split() for line in capsys.readouterr().out.splitlines()]  # the console expands tabs
+    assert out == [["a", "up", "down", "down", "(true:", "up", "up", "down)"], ["b", "left", "left"]]

@@ -163,10 +163,13 @@ def cmd_predict(args) -> int:
             # a split or a multi-row file names each item by its index: test[17], series.csv[3]
             first = len(records) if args.split else 0
             names = [f"{name}[{first + i}]" for i in range(len(batch))] if args.split or len(batch) > 1 else [name]
-            records.extend(_records(names, labels, probs, info.class_names, args.top_k))
+            records.extend(_records(names, labels, probs, info.class_names, args.top_k, batch.lengths))
     if targets is not None:
         for record, target in zip(records, targets):
-            record["target"] = info.class_names[target]
+            if isinstance(target, list):  # per-step targets; -100 marks an unlabelled step
+                record["target"] = [info.class_names[t] for t in target if t >= 0]
+            else:
+                record["target"] = info.class_names[target]
     if args.json:
         print_json(records)
     else:
@@ -445,8 +448,13 @@ def _jsonable(options: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
 
 
-def _records(names: list[str], labels, probs, class_names, top_k: int) -> list[dict]:
-    """One JSON-able record per item: its name, predicted class name and top-k class probabilities."""
+def _records(names: list[str], labels, probs, class_names, top_k: int, lengths=None) -> list[dict]:
+    """One JSON-able record per item: its name, predicted class name and top-k class probabilities; for a
+    per-step (tag) run, the class name of every step (cut to the item's length) instead."""
+    if labels.dim() == 2:
+        steps = lengths.tolist() if lengths is not None else [labels.shape[1]] * len(labels)
+        return [{"input": name, "labels": [class_names[c] for c in row[:n]]}
+                for name, row, n in zip(names, labels.tolist(), steps)]
     top_p, top_i = probs.topk(min(top_k, probs.shape[1]), dim=1)
     return [
         {"input": name, "label": class_names[label], "probabilities": {class_names[i]: round(p, 6) for p, i in zip(p_row, i_row)}}
@@ -470,6 +478,10 @@ def _print_metrics(title: str, metrics: dict) -> None:
 def _print_predictions(records: list[dict]) -> None:
     out = console()
     for r in records:
+        if "labels" in r:  # one class per step
+            target = f"  (true: {' '.join(r['target'])})" if "target" in r else ""
+            out.print(f"{r['input']}\t{' '.join(r['labels'])}{target}", highlight=False, markup=False, soft_wrap=True)
+            continue
         probs = ", ".join(f"{c} {p:.3f}" for c, p in r["probabilities"].items())
         target = f"  (true: {r['target']})" if "target" in r else ""
         out.print(f"{r['input']}\t{r['label']}\t[{probs}]{target}", highlight=False, markup=False, soft_wrap=True)

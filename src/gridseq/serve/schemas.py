@@ -25,7 +25,7 @@ class PredictOptions(BaseModel):
 
     top_k: int | None = Field(None, ge=1, description="classify / tag / lm: report the k most likely classes or tokens")
     invert: bool | None = Field(None, description="image classify: use 1 - pixel (dark ink on light paper)")
-    beam: int | None = Field(None, ge=1, description="seq2seq: beam width (1 = greedy)")
+    beam: int | None = Field(None, ge=1, description="seq2seq and caption: beam width (1 = greedy)")
     length: int | None = Field(None, ge=1, description="lm: tokens to generate")
     temperature: float | None = Field(None, ge=0, description="lm: sampling temperature (0 = most likely token)")
     seed: int | None = Field(None, description="lm: seed the sampler (same seed, same text)")

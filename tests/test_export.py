@@ -19,6 +19,7 @@ FAST = {
     "gru-tagger-tokens": ("gru", dict(vocab_size=30, num_classes=5, hidden_size=8, per_step=True)),
     "cnn-image": ("cnn", dict(input_shape=(1, 8, 8), num_classes=10, channels=(8, 16))),
     "fcn-2d-unet": ("fcn", dict(in_channels=3, num_classes=4, dims=2, channels=(8, 16, 16))),
+    "crnn-video": ("crnn", dict(input_shape=(1, 12, 12), num_classes=6, channels=(4, 8), hidden_size=8)),
 }
 SLOW = {
     "rnn-bi-max-tokens": ("rnn", dict(vocab_size=30, num_classes=4, hidden_size=8, bidirectional=True, pooling="max")),
@@ -34,6 +35,10 @@ SLOW = {
     "tcn": ("tcn", dict(input_size=2, num_classes=3)),
     "lstm-fcn-shuffle": ("lstm-fcn", dict(input_size=2, num_classes=3, series_length=20)),
     "lstm-fcn-time": ("lstm-fcn", dict(input_size=2, num_classes=3, dimension_shuffle=False)),
+    "crnn-per-frame-bi": ("crnn", dict(input_shape=(1, 12, 12), num_classes=4, channels=(4,), hidden_size=8, per_step=True,
+                                       bidirectional=True)),
+    "frame-cnn": ("frame-cnn", dict(input_shape=(1, 12, 12), num_classes=6, channels=(4, 8))),
+    "fcn8s-segment": ("fcn8s", dict(in_channels=3, num_classes=4, channels=(8, 16, 16))),
 }
 
 

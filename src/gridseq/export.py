@@ -238,6 +238,7 @@ class _Spec:
 def _spec(model: nn.Module) -> _Spec:
     """The input spec of a model family; ConfigError for families that do not export."""
     from gridseq.models.cnn import CNN
+    from gridseq.models.crnn import CRNN, FrameCNN
     from gridseq.models.fcn import FCN
     from gridseq.models.lstm_fcn import LSTMFCN
     from gridseq.models.mlp import MLP
@@ -251,6 +252,10 @@ def _spec(model: nn.Module) -> _Spec:
     if isinstance(model, Seq2Seq):
         raise ConfigError(f"{name} does not export to ONNX: its greedy and beam-search decoding are loops whose length and "
                           f"branches depend on the tokens produced (data-dependent control flow). Serve it with `gridseq serve`.")
+    if isinstance(model, (CRNN, FrameCNN)):
+        return _Spec(("B", "T", *c.input_shape), lengths=True,
+                     notes=(f"frames are {'x'.join(map(str, c.input_shape))} (C x H x W), fixed by the frame encoder; "
+                            f"the clip length T is dynamic",))
     if isinstance(model, (RNNModel, TCN)):
         if c.vocab_size is not None:
             return _Spec(("B", "T"), vocab_size=c.vocab_size, lengths=True)
@@ -277,7 +282,7 @@ def _spec(model: nn.Module) -> _Spec:
                                 f"shorter series and pass their lengths",))
         return _Spec(("B", "T", c.input_size), lengths=True)
     raise ConfigError(f"{name} ({type(model).__name__}) does not export yet; exportable families: cnn, mlp, fcn, resnet1d, "
-                      f"rnn, lstm, gru, tcn, lstm-fcn.")
+                      f"rnn, lstm, gru, tcn, lstm-fcn, crnn, frame-cnn.")
 
 
 def _min_side(model: nn.Module) -> int:
@@ -391,10 +396,30 @@ class CroppingUpsample(nn.Module):
         return self.proj(F.interpolate(x, size=tuple(size), mode=mode, align_corners=False))
 
 
+class DenseTimeDistributed(nn.Module):
+    """`gridseq.nn.TimeDistributed` without its data-dependent branch: every frame of the padded batch is
+    encoded (padded ones too, then zeroed), so the graph is the same for any lengths."""
+
+    def __init__(self, wrapper):
+        super().__init__()
+        self.module, self.method = wrapper.module, wrapper.method
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        batch, time = x.shape[0], x.shape[1]
+        out = getattr(self.module, self.method)(x.reshape(batch * time, *x.shape[2:]))  # (B*T, *O)
+        out = out.reshape(batch, time, *out.shape[1:])  # (B, T, *O)
+        if lengths is None:
+            return out
+        valid = torch.arange(time, device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        return out * valid.reshape(batch, time, *([1] * (out.dim() - 2))).to(out.dtype)
+
+
 def _traceable(model: nn.Module) -> nn.Module:
-    """A copy of `model` with `Recurrent` and `Upsample` layers swapped for traceable equivalents."""
+    """A copy of `model` with `Recurrent`, `Upsample` and `TimeDistributed` layers swapped for traceable
+    equivalents."""
     from gridseq.nn.conv import Upsample
     from gridseq.nn.recurrent import Recurrent
+    from gridseq.nn.time_distributed import TimeDistributed
 
     clone = copy.deepcopy(model).eval()
     for parent in list(clone.modules()):
@@ -403,6 +428,8 @@ def _traceable(model: nn.Module) -> nn.Module:
                 setattr(parent, child_name, MaskedRecurrent(child))
             elif isinstance(child, Upsample):
                 setattr(parent, child_name, CroppingUpsample(child))
+            elif isinstance(child, TimeDistributed):
+                setattr(parent, child_name, DenseTimeDistributed(child))
     return clone
 
 

@@ -106,7 +106,23 @@ def runs(tmp_path_factory):
             w.writerow([int(i), float(np.sin(i / 4) + 0.01 * i)])
     out["forecast"] = _fit(datasets.load(str(series), task="forecast", time_column="step", window=12, horizon=3, season=4),
                            "gru", root / "series-gru", hidden_size=8)
+    clips = write_clips(root / "clips")
+    out["video"] = _fit(datasets.load(str(clips)), "crnn", root / "clips-crnn", channels=(4,), hidden_size=8, feature_dim=16)
     return out
+
+
+def write_clips(root, n=40, seed=0):
+    """Class folders of 6-frame 8x8 .npy clips: a bright dot moving right or down."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        label = ("right", "down")[i % 2]
+        clip = rng.random((6, 8, 8)).astype(np.float32) * 0.2
+        r, c = rng.integers(0, 3, size=2)
+        for t in range(6):
+            clip[t, r + (t if label == "down" else 0) % 8, c + (t if label == "right" else 0) % 8] = 1.0
+        (root / label).mkdir(parents=True, exist_ok=True)
+        np.save(root / label / f"{i}.npy", clip)
+    return root
 
 
 def free_port() -> int:
@@ -163,7 +179,7 @@ def server(runs):
 
     names = {"digits": runs["cnn"], "walks": runs["lstm"], "walks-mean": runs["gru_mean"], "walks-bi": runs["bilstm"],
              "copy": runs["tagger"], "adding": runs["regress"], "names": runs["text"], "story": runs["lm"],
-             "pairs": runs["seq2seq"], "series": runs["forecast"]}
+             "pairs": runs["seq2seq"], "series": runs["forecast"], "clips": runs["video"]}
     settings = ServeSettings(runs={k: str(v) for k, v in names.items()}, token=TOKEN, max_body_bytes=256 * 1024,
                              max_items=32, max_sessions=4, session_steps=50, idle_timeout=5.0)
     with ThreadServer(create_app(settings), ws_max_size=settings.max_body_bytes) as srv:

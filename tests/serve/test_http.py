@@ -40,13 +40,14 @@ def test_health_and_models_list_every_run(client):
     assert r.status_code == 200
     assert r.json()["status"] == "ok" and set(r.json()["models"].values()) == {"ready"}
     models = {m["name"]: m for m in client.get("/models").json()["models"]}
-    assert set(models) == {"digits", "walks", "walks-mean", "walks-bi", "copy", "adding", "names", "story", "pairs", "series"}
+    assert set(models) == {"digits", "walks", "walks-mean", "walks-bi", "copy", "adding", "names", "story", "pairs", "series", "clips"}
     assert models["digits"]["task"] == "classify" and models["digits"]["classes"] == [str(i) for i in range(10)]
     assert models["digits"]["input"]["kind"] == "image" and models["digits"]["input"]["size"] == [8, 8]
     assert models["walks"]["input"]["features"] == 2 and models["walks"]["input"]["variable_length"] is True
     assert models["walks"]["input"]["limits"]["max_length"] == 512  # 4x the training length 12, at least 512
     assert models["walks"]["streaming"] is True
     assert models["walks-bi"]["streaming"] is False and "bidirectional" in models["walks-bi"]["streaming_reason"]
+    assert models["clips"]["input"]["kind"] == "video" and models["clips"]["streaming"] is True
     assert models["story"]["task"] == "lm" and models["pairs"]["task"] == "seq2seq" and models["series"]["task"] == "forecast"
     assert client.get("/models/walks").json()["name"] == "walks"
 
@@ -102,6 +103,8 @@ def test_predict_base64_png(client):
     ("series", {"inputs": [np.sin(np.arange(30) / 4).tolist()], "options": {"steps": 5}},
      lambda j: len(j["predictions"][0]) == 5 and j["targets"] == ["value"]),
     ("walks-mean", {"inputs": [WALK]}, lambda j: j["predictions"][0] in ("up", "down")),
+    ("clips", {"inputs": [np.zeros((6, 8, 8)).tolist(), np.ones((4, 8, 8)).tolist()]},  # clips of different lengths
+     lambda j: len(j["predictions"]) == 2 and set(j["predictions"]) <= {"right", "down"}),
 ])
 def test_predict_every_task_kind(client, name, body, check):
     r = post(client, name, body)

@@ -4,6 +4,7 @@ over the WebSocket, and the session limits (steps, idle time, concurrent streams
 import asyncio
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 import websockets
 from conftest import TOKEN, ThreadServer, wait_ready
 
+from gridseq import models
 from gridseq.data.vocab import SPECIALS
 from gridseq.errors import ConfigError, DataError
 from gridseq.predict import Predictor
@@ -81,6 +83,37 @@ def test_lm_stream_predicts_the_next_token_without_specials(runs):
     assert len(out["probabilities"]) == 5 and not set(out["probabilities"]) & set(SPECIALS)
 
 
+def _clip(seed=0):
+    return np.random.default_rng(seed).random((6, 8, 8)).astype(np.float32)
+
+
+def test_video_stream_equals_the_forward_pass_on_every_prefix(runs):
+    # one message = one raw frame; the model's own stream() keeps the frame features' recurrent state
+    p = Predictor.from_run(runs["video"])
+    clip = _clip()
+    session = StreamSession(p)
+    for t in range(1, len(clip) + 1):
+        out = session.step(clip[t - 1].tolist())
+        probs = _full(p, clip[:t]).softmax(-1)[0]
+        streamed = torch.tensor([out["probabilities"][c] for c in p.info.class_names])
+        assert out["step"] == t and torch.allclose(streamed, probs, atol=1e-5), (t, streamed, probs)
+
+
+def test_video_stream_refuses_bad_frames_and_bidirectional_models(runs):
+    p = Predictor.from_run(runs["video"])
+    session = StreamSession(p)
+    first = session.step(_clip()[0].tolist())
+    for bad, fragment in (([1.0, 2.0], "(H, W) or (H, W, C)"), (np.zeros((5, 5)).tolist(), "resize the frames to 8x8"),
+                          ([[float("nan")] * 8] * 8, "NaN")):
+        with pytest.raises(DataError, match=re.escape(fragment)):
+            session.step(bad)
+    session.reset()
+    assert session.step(_clip()[0].tolist()) == first  # the failed frames left nothing behind
+    bi = models.create_for("crnn", p.info, channels=(4,), hidden_size=8, bidirectional=True).eval()
+    ok, reason = streamable(Predictor(bi, p.info))
+    assert not ok and "bidirectional" in reason
+
+
 def test_what_cannot_stream_says_why(runs):
     for kind, fragment in (("bilstm", "bidirectional"), ("cnn", "not a recurrent model"), ("seq2seq", "not a recurrent model"),
                            ("forecast", "streaming serves")):
@@ -134,6 +167,24 @@ def test_websocket_stream_equals_the_forward_pass(server, runs):
         assert out["step"] == t
         assert max(abs(out["probabilities"][c] - float(probs[i])) for i, c in enumerate(p.info.class_names)) < 1e-5
     assert outs[-1]["step"] == 1 and outs[-1]["probabilities"] == outs[0]["probabilities"]
+
+
+def test_websocket_video_stream_equals_the_forward_pass(server, runs):
+    p = Predictor.from_run(runs["video"])
+    clip = _clip(seed=4)
+
+    async def talk():
+        async with _ws(server, "clips") as ws:
+            outs = []
+            for frame in clip:
+                await ws.send(json.dumps({"input": frame.tolist()}))
+                outs.append(json.loads(await ws.recv()))
+            return outs
+
+    for t, out in enumerate(asyncio.run(talk()), 1):
+        probs = _full(p, clip[:t]).softmax(-1)[0]
+        assert out["step"] == t
+        assert max(abs(out["probabilities"][c] - float(probs[i])) for i, c in enumerate(p.info.class_names)) < 1e-5
 
 
 def test_websocket_errors_keep_the_stream_open(server):

@@ -11,7 +11,11 @@ output on the first t steps of the sequence (to float rounding):
     tag        the class of this step
     lm         the most likely next token (and the top-k next-token probabilities)
 
-Who can stream: unidirectional rnn / lstm / gru models on sequences or text. A bidirectional model
+Video models (crnn, convlstm, frame-cnn, trained on clips) stream through their own
+`model.stream()` (`gridseq.nn.stream`): one message is one frame, (H, W) or (H, W, C) raw values
+like the training clips, and each frame costs one CNN pass and one recurrent step.
+
+Who can stream: unidirectional rnn / lstm / gru models on sequences or text, and causal video models. A bidirectional model
 reads every step from both ends, so its output for step t depends on steps not yet sent; per-series
 z-normalised series need the whole series to normalise any step; images read as row sequences and
 permuted positions are not a stream in time.
@@ -23,6 +27,7 @@ permuted positions are not a stream in time.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -45,6 +50,14 @@ def streamable(predictor: Predictor) -> tuple[bool, str]:
     model, info = predictor.model, predictor.info
     record = info.preprocessing or {}
     name = getattr(model, "gridseq_name", type(model).__name__)
+    if info.kind == "video":
+        if info.task not in ("classify", "tag") or not callable(getattr(model, "stream", None)):
+            return False, f"model {name!r} ({info.task}) has no frame-by-frame stream; use POST /predict with whole clips."
+        try:
+            model.stream(batch_size=1)
+        except ConfigError as e:  # e.g. bidirectional
+            return False, f"{e} Use POST /predict with whole clips."
+        return True, ""
     if not isinstance(model, RNNModel):
         return False, (f"model {name!r} is not a recurrent model with a carried state; streaming takes "
                        f"unidirectional rnn, lstm or gru models (use POST /predict with whole sequences).")
@@ -85,8 +98,10 @@ class StreamSession:
         self.max_steps = max_steps
         self.top_k = top_k if top_k is not None else (LM_TOP_K if predictor.info.task == "lm" else None)
         config = self.model.config
+        # a video model keeps its own state (frame features, recurrent state, running pool) in a Stream
+        self._frames = self.model.stream(batch_size=1) if predictor.info.kind == "video" else None
         # mean/max pooling keeps a running sum/max of the top layer's outputs instead of all of them
-        self.pooling = None if config.per_step or config.pooling == "last" else config.pooling
+        self.pooling = None if self._frames is not None or config.per_step or config.pooling == "last" else config.pooling
         self.reset()
 
     def reset(self) -> None:
@@ -94,6 +109,8 @@ class StreamSession:
         self.state = None
         self.steps = 0
         self._pooled: torch.Tensor | None = None
+        if self._frames is not None:
+            self._frames.reset()
 
     def step(self, value: Any) -> dict[str, Any]:
         """Feed one step and return the output for it.
@@ -109,12 +126,27 @@ class StreamSession:
         if self.max_steps is not None and self.steps >= self.max_steps:
             raise DataError(f"this stream reached its limit of {self.max_steps} steps; reset it to start a new sequence.")
         x = self._encode(value)
+        if self._frames is not None:
+            # the frame stream advances as it computes, so check the output on a copy of its state first
+            return self._frame_step(x)
         with torch.inference_mode():
             out, state, pooled = self._forward(x)
         if not bool(torch.isfinite(out).all()):
             raise DataError("the model produced NaN or Inf for this step (values far outside the training range?); "
                             "the step was not taken.")
         self.state, self._pooled = state, pooled
+        self.steps += 1
+        return {"step": self.steps, **self._decode(out[0])}
+
+    def _frame_step(self, frame: torch.Tensor) -> dict[str, Any]:
+        # a stream replaces its state tensors each step (never edits them in place), so shallow copies of its
+        # attributes (state, step count, running pool) are enough to undo a step; the model is not copied
+        saved = {k: copy.copy(v) for k, v in vars(self._frames).items() if not isinstance(v, torch.nn.Module) and not callable(v)}
+        out = self._frames.step(frame)  # (1, K)
+        if not bool(torch.isfinite(out).all()):
+            vars(self._frames).update(saved)
+            raise DataError("the model produced NaN or Inf for this frame (values far outside the training range?); "
+                            "the frame was not taken.")
         self.steps += 1
         return {"step": self.steps, **self._decode(out[0])}
 
@@ -136,6 +168,13 @@ class StreamSession:
     def _encode(self, value: Any) -> torch.Tensor:
         info, record = self.predictor.info, self.predictor.info.preprocessing
         device = self.predictor.device
+        if info.kind == "video":
+            from gridseq.data.video_io import prepare_clip
+
+            frame = as_numbers(value, "the frame")
+            if frame.ndim not in (2, 3):
+                raise DataError(f"send one frame as an (H, W) or (H, W, C) array, got {frame.ndim} dimension(s).")
+            return prepare_clip(frame[None], record)[:, 0].to(device)  # (1, C, H, W), normalised like training
         if info.kind == "tokens":
             if not isinstance(value, str) or not value:
                 raise DataError(f"send one token as a non-empty string, got {type(value).__name__}.")

@@ -167,14 +167,14 @@ def test_create_for_wrong_kind_lists_suitable_models():
     message = str(err.value)
     assert "model 'toy_seq' takes sequence or series data" in message
     assert "dataset 'demo' is image data" in message
-    assert "models for image data:" in message and "toy_image" in message
+    assert "models for it:" in message and "toy_image" in message
     assert "toy_seq," not in message and not message.rstrip(".").endswith("toy_seq")
 
 
 def test_create_for_a_kind_nobody_takes():
     registry._entries.clear()
     registry.register("toy_image", Toy, description="", kinds=("image",), from_info=toy_from_info)
-    with pytest.raises(ConfigError, match="models for video data: none registered"):
+    with pytest.raises(ConfigError, match="models for it: none registered"):
         models.create_for("toy_image", info(kind="video", shape=(5, 1, 8, 8)))
 
 

@@ -1,0 +1,171 @@
+"""Convolutional variational autoencoder (Kingma & Welling, 2014), class-conditional when built with
+classes: the image generator of the `generate-image` task.
+
+The encoder (two stride-2 convolutions) maps an image (and its one-hot class, as extra constant
+channels) to the mean and log-variance of a Gaussian over a small latent z; the decoder (two stride-2
+transposed convolutions) maps z (and the one-hot class) back to an image. Training minimises the
+negative evidence lower bound per image: reconstruction error + beta × KL(q(z|x) ‖ N(0, I)).
+Sampling draws z ~ N(0, I) and decodes it for the requested classes.
+
+The model declares `serves_task = "generate-image"`, so `gridseq train digits --model vae` trains a
+generator, not a classifier (see `gridseq.tasks.for_data`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gridseq import shapes
+from gridseq._validation import check_int_tuple, check_positive_int
+from gridseq.errors import ConfigError, ShapeError
+from gridseq.models import registry
+
+
+def check_generator_shape(input_shape, name: str) -> tuple[int, int, int]:
+    """(C, H, W) with H and W divisible by 4 (two halvings down, two doublings up)."""
+    shape = check_int_tuple(input_shape, "input_shape", length=3)
+    if shape[1] % 4 or shape[2] % 4:
+        raise ConfigError(
+            f"{name} needs an image size divisible by 4 (two stride-2 layers), got input_shape {tuple(input_shape)!r}; "
+            f"resize the images, e.g. to 8x8, 16x16 or 28x28."
+        )
+    return shape
+
+
+def one_hot_channels(y: Tensor | None, num_classes: int, like: Tensor) -> Tensor:
+    """The class of each image as K constant channels (B, K, H, W) to concatenate to `like` (B, C, H, W)."""
+    b, _, h, w = like.shape
+    return F.one_hot(y, num_classes).to(like.dtype)[:, :, None, None].expand(b, num_classes, h, w)
+
+
+def check_labels(y: Tensor | None, num_classes: int, batch: int, model: str) -> Tensor | None:
+    """Class ids (B,) int64 for a conditional model; None for an unconditional one."""
+    if num_classes == 0:
+        return None
+    if y is None:
+        raise ShapeError(f"{model} is class-conditional ({num_classes} classes): pass the class ids y of shape (B,).")
+    if y.dim() != 1 or y.shape[0] != batch or y.dtype != torch.int64:
+        raise ShapeError(f"expected class ids y of shape ({batch},) int64, got {tuple(y.shape)} {y.dtype}.")
+    if batch and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ShapeError(f"class ids must be in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}.")
+    return y
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Configuration of `VAE`.
+
+    Args:
+        input_shape: (C, H, W) of one image; H and W divisible by 4.
+        num_classes: K classes to condition on (one-hot into encoder and decoder); 0 = unconditional.
+            Default: 0 (`gridseq train` fills in the dataset's classes).
+        latent: size of z. Default: 16.
+        channels: channels of the two stride-2 conv layers (the decoder mirrors them). Default: (32, 64).
+        beta: weight of the KL term (1 = the ELBO). Default: 1.0.
+        noise_std: the decoder's fixed Gaussian std σ in the data's (normalised) units; the
+            reconstruction term is Σ (x − x̂)² / (2σ²). Smaller σ = sharper but less regular. Default: 0.5.
+    """
+
+    input_shape: tuple[int, ...]
+    num_classes: int = 0
+    latent: int = 16
+    channels: tuple[int, ...] = (32, 64)
+    beta: float = 1.0
+    noise_std: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", check_generator_shape(self.input_shape, "vae"))
+        object.__setattr__(self, "channels", check_int_tuple(self.channels, "channels", length=2))
+        check_positive_int(self.num_classes, "num_classes", minimum=0)
+        check_positive_int(self.latent, "latent")
+        for name in ("beta", "noise_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number, got {value!r}.")
+
+
+class VAE(nn.Module):
+    """Convolutional (conditional) VAE.
+
+    Args:
+        config: VAEConfig.
+    Shape:
+        - x: (B, C, H, W) float images; y: (B,) int64 classes when num_classes > 0, else None.
+        - Output of forward: (B, 2) per-image loss terms [reconstruction, beta × KL]; their sum is the
+          negative ELBO (up to a constant). In eval mode z is the posterior mean (deterministic).
+        - `sample(n, y)`: (n, C, H, W) images.
+    Example:
+        >>> import torch
+        >>> m = VAE(VAE.Config(input_shape=(1, 8, 8), num_classes=10))
+        >>> m(torch.zeros(4, 1, 8, 8), torch.arange(4)).shape
+        torch.Size([4, 2])
+        >>> m.sample(6, torch.full((6,), 3)).shape
+        torch.Size([6, 1, 8, 8])
+    """
+
+    Config = VAEConfig
+    topology = "generative"
+    serves_task = "generate-image"
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        c, h, w = config.input_shape
+        k, (c1, c2) = config.num_classes, config.channels
+        self.small = (c2, h // 4, w // 4)  # the decoder's first map
+        self.encoder = nn.Sequential(
+            nn.Conv2d(c + k, c1, 4, 2, 1), nn.LeakyReLU(0.2),  # (B, c1, H/2, W/2)
+            nn.Conv2d(c1, c2, 4, 2, 1), nn.LeakyReLU(0.2),  # (B, c2, H/4, W/4)
+            nn.Flatten(),
+        )
+        self.to_stats = nn.Linear(c2 * (h // 4) * (w // 4), 2 * config.latent)  # mean and log-variance
+        self.from_latent = nn.Sequential(nn.Linear(config.latent + k, c2 * (h // 4) * (w // 4)), nn.ReLU())
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),  # (B, c1, H/2, W/2)
+            nn.ConvTranspose2d(c1, c, 4, 2, 1),  # (B, C, H, W), unbounded: the data are normalised, not in [0, 1]
+        )
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """q(z | x, y): (mean, log-variance), each (B, latent)."""
+        c, h, w = self.config.input_shape
+        x = shapes.check_image(x, channels=c, size=(h, w))
+        y = check_labels(y, self.config.num_classes, x.shape[0], "vae")
+        inp = x if y is None else torch.cat([x, one_hot_channels(y, self.config.num_classes, x)], 1)
+        mean, logvar = self.to_stats(self.encoder(inp)).chunk(2, dim=1)
+        return mean, logvar.clamp(-10.0, 10.0)
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """p(x | z, y)'s mean: (B, latent) → (B, C, H, W)."""
+        y = check_labels(y, self.config.num_classes, z.shape[0], "vae")
+        if y is not None:
+            z = torch.cat([z, F.one_hot(y, self.config.num_classes).to(z.dtype)], 1)
+        return self.decoder(self.from_latent(z).view(-1, *self.small))
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        mean, logvar = self.encode(x, y)
+        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean  # reparameterisation
+        recon = ((self.decode(z, y) - x) ** 2).flatten(1).sum(1) / (2 * self.config.noise_std**2)  # (B,)
+        kl = 0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum(1)  # KL(N(mean, var) ‖ N(0, I)), (B,)
+        return torch.stack([recon, self.config.beta * kl], 1)  # (B, 2)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Tensor | None = None, *, generator: torch.Generator | None = None) -> Tensor:
+        """`n` images decoded from z ~ N(0, I) (for classes `y` (n,) when conditional)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.config.latent, generator=generator).to(device)
+        return self.decode(z, None if y is None else y.to(device))
+
+
+def _from_info(info) -> dict:
+    return {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes}
+
+
+registry.register(
+    "vae", VAE,
+    description="convolutional variational autoencoder, class-conditional (generate-image: `gridseq sample`)",
+    kinds=("image",), from_info=_from_info,
+)

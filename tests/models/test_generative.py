@@ -1,0 +1,127 @@
+"""The image generators (vae, dcgan): shapes, conditioning, save/load, errors, and that the DCGAN's one
+summed loss sends each player's gradient only to that player."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import gridseq
+from gridseq import models, tasks
+from gridseq.data.split import DatasetInfo
+from gridseq.errors import ConfigError, ShapeError
+from gridseq.models import registry
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+INFO = DatasetInfo(name="gray8", kind="image", input_shape=(1, 8, 8), num_classes=10, class_names=tuple("0123456789"))
+
+
+@pytest.mark.parametrize("name", ["vae", "dcgan"])
+@pytest.mark.parametrize("classes", [10, 0])
+def test_forward_gives_two_loss_terms_and_sample_gives_images(name, classes):
+    model = models.create_for(name, INFO, num_classes=classes)
+    x = torch.randn(5, 1, 8, 8)
+    y = torch.arange(5) if classes else None
+    out = model(x, y)
+    assert out.shape == (5, 2) and torch.isfinite(out).all()
+    assert model.eval().sample(7, torch.full((7,), 3) if classes else None).shape == (7, 1, 8, 8)
+
+
+@pytest.mark.parametrize("name", ["vae", "dcgan"])
+def test_sampling_is_seeded_and_the_class_changes_the_image(name):
+    model = models.create_for(name, INFO).eval()
+    a = model.sample(4, torch.full((4,), 2), generator=torch.Generator().manual_seed(3))
+    b = model.sample(4, torch.full((4,), 2), generator=torch.Generator().manual_seed(3))
+    c = model.sample(4, torch.full((4,), 5), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c), "the class label must reach the generator"
+
+
+def test_vae_eval_uses_the_posterior_mean():
+    model = models.create_for("vae", INFO).eval()
+    x, y = torch.randn(3, 1, 8, 8), torch.tensor([1, 2, 3])
+    assert torch.equal(model(x, y), model(x, y))
+    assert not torch.equal(model.train()(x, y), model(x, y))  # training samples z
+
+
+def test_vae_kl_is_zero_for_the_prior():
+    model = models.create_for("vae", INFO, num_classes=0)
+    with torch.no_grad():  # an encoder that outputs mean 0, log-variance 0 is the prior itself
+        model.to_stats.weight.zero_()
+        model.to_stats.bias.zero_()
+    assert torch.allclose(model.eval()(torch.randn(4, 1, 8, 8))[:, 1], torch.zeros(4))
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+def test_dcgan_generator_loss_trains_only_the_generator_and_discriminator_loss_only_the_discriminator():
+    model = models.create_for("dcgan", INFO)
+    x, y = torch.randn(6, 1, 8, 8), torch.arange(6)
+    model(x, y)[:, 0].sum().backward()  # generator loss
+    assert all(g is None or not g.any() for g in _grads(model.discriminator)), "G's loss leaked into D"
+    assert all(g is not None and g.abs().sum() > 0 for g in _grads(model.generator))
+    model.zero_grad(set_to_none=True)
+    model(x, y)[:, 1].sum().backward()  # discriminator loss
+    assert all(g is None or not g.any() for g in _grads(model.generator)), "D's loss leaked into G"
+    assert all(g is not None and g.abs().sum() > 0 for g in _grads(model.discriminator))
+
+
+def test_dcgan_summed_loss_gives_each_player_its_own_gradient():
+    """One backward of the sum = G's gradient of its own loss + D's gradient of its own loss."""
+    model = models.create_for("dcgan", INFO)
+    x, y = torch.randn(6, 1, 8, 8), torch.arange(6)
+    torch.manual_seed(1)
+    model(x, y).sum().backward()
+    together = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(1)
+    out = model(x, y)
+    g_grads = torch.autograd.grad(out[:, 0].sum(), list(model.generator.parameters()))
+    d_grads = torch.autograd.grad(out[:, 1].sum(), list(model.discriminator.parameters()))
+    for (name, _), g in zip(model.generator.named_parameters(), g_grads):
+        torch.testing.assert_close(together[f"generator.{name}"], g)
+    for (name, _), g in zip(model.discriminator.named_parameters(), d_grads):
+        torch.testing.assert_close(together[f"discriminator.{name}"], g)
+
+
+@pytest.mark.parametrize("name", ["vae", "dcgan"])
+def test_save_load_round_trip(name, tmp_path):
+    model = models.create_for(name, INFO)
+    model(torch.randn(4, 1, 8, 8), torch.arange(4))
+    gridseq.save(model, tmp_path)
+    loaded = gridseq.load(tmp_path)
+    assert loaded.config == model.config
+    g = torch.Generator()
+    y = torch.arange(3)
+    assert torch.equal(model.eval().sample(3, y, generator=g.manual_seed(0)), loaded.sample(3, y, generator=g.manual_seed(0)))
+
+
+@pytest.mark.parametrize("name", ["vae", "dcgan"])
+def test_errors_name_the_fix(name):
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        models.create(name, input_shape=(1, 10, 10))
+    with pytest.raises(ConfigError, match="latent must be a positive int"):
+        models.create(name, input_shape=(1, 8, 8), latent=0)
+    model = models.create_for(name, INFO)
+    with pytest.raises(ShapeError, match="pass the class ids"):
+        model(torch.randn(2, 1, 8, 8))
+    with pytest.raises(ShapeError, match="class ids must be in 0..9"):
+        model(torch.randn(2, 1, 8, 8), torch.tensor([0, 10]))
+    with pytest.raises(ShapeError):
+        model(torch.randn(2, 8, 8, 1), torch.tensor([0, 1]))  # channels-last
+
+
+def test_a_generator_on_a_classification_dataset_gets_the_generate_image_task():
+    assert tasks.for_data(INFO, models.create_for("vae", INFO)).name == "generate-image"
+    assert tasks.for_data(INFO, models.create_for("cnn", INFO)).name == "classify"
+    assert {"vae", "dcgan"}.isdisjoint(registry.fitting(INFO)), "generators are not classifiers"
+    assert dataclasses.asdict(models.create_for("dcgan", INFO).config)["num_classes"] == 10
+
+
+def test_dcgan_batch_norm_option():
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in models.create_for("dcgan", INFO, batch_norm=False).modules())
+    with pytest.raises(ConfigError, match="batch_norm must be True or False"):
+        models.create_for("dcgan", INFO, batch_norm="no")

@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=_positive_int, default=1, metavar="N", help="seq2seq and caption runs: beam width (default: 1, greedy)")
     p.add_argument("--json", action="store_true", help="print JSON: one record per item")
     p.add_argument("--out", metavar="PATH", help="segmentation runs: write the colour mask to PATH (a .png for one input, "
-                                                 "else a folder) and an overlay beside it (<name>_overlay.png)")
+                                                 "else a folder) and an overlay beside it (<name>_overlay.png); detection runs: the image "
+                                                 "with its boxes drawn (PATH.png for one input, else PATH/<name>_boxes.png)")
     from gridseq import cli_forecast  # argparse only: cheap to import
 
     cli_forecast.add_parser(sub, [verbosity], _positive_int)
@@ -185,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gridseq import cli_inspect  # argparse only: cheap to import
 
     cli_inspect.add_parser(sub, [verbosity], _positive_int)
+    from gridseq import cli_sample  # argparse only: cheap to import
+
+    cli_sample.add_parser(sub, [verbosity], _positive_int)
     parser.subcommands = sub.choices  # name → subparser, for error messages
     return parser
 
@@ -308,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gridseq import cli_inspect
 
             return cli_inspect.cmd_inspect(args)
+        if args.command == "sample":
+            from gridseq import cli_sample
+
+            return cli_sample.cmd_sample(args)
         if args.command in ("serve", "export"):
             from gridseq import cli_serve
 

@@ -119,6 +119,8 @@ def cmd_predict(args) -> int:
         raise ConfigError("predict needs INPUT files or --split (not both): e.g. `gridseq predict RUN_DIR image.png` "
                           "or `gridseq predict RUN_DIR --split test`.")
     model, config = _open_run(args.run_dir)
+    if getattr(model, "serves_task", None) == "generate-image":
+        raise ConfigError(f"{args.run_dir} is an image generator; draw images with `gridseq sample {args.run_dir} --n 64 --out grid.png`.")
     if _run_info(config, args.run_dir).task == "forecast":
         raise ConfigError(f"{args.run_dir} is a forecasting run; use `gridseq forecast {args.run_dir}` to forecast with it.")
     if _run_info(config, args.run_dir).task == "transcribe":
@@ -133,6 +135,8 @@ def cmd_predict(args) -> int:
         return predict_text(args, model, _run_info(config, args.run_dir), list(args.inputs), None)
     if _run_info(config, args.run_dir).task == "segment":
         return _predict_masks(args, model, config)
+    if _run_info(config, args.run_dir).task == "detect":
+        return _predict_boxes(args, model, config)
     if args.out:
         raise ConfigError(f"--out writes segmentation masks; {args.run_dir} is a {_run_info(config, args.run_dir).task} run.")
     if _run_info(config, args.run_dir).task == "caption":
@@ -253,6 +257,56 @@ def _predict_masks(args, model, config) -> int:
         shares = ", ".join(f"{c} {p:.1%}" for c, p in r["classes"].items())
         extra = (f"  pixel accuracy {r['pixel_accuracy']:.3f}" if "pixel_accuracy" in r else "") + (f"  -> {r['mask']}" if "mask" in r else "")
         console().print(f"{r['input']}\t{r['size'][0]}x{r['size'][1]}\t[{shares}]{extra}", highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def _predict_boxes(args, model, config) -> int:
+    """`gridseq predict` for detection runs: per image its boxes (class, score); with --out, a PNG with
+    the boxes drawn (OUT itself for one input ending in .png, else OUT/<name>_boxes.png)."""
+    from gridseq import tasks
+    from gridseq.data.mask_folder import prepare_segment_image, raw_image, write_png
+    from gridseq.data.split import Batch
+    from gridseq.tasks.detect import box_records, draw_boxes
+
+    info = _run_info(config, args.run_dir)
+    task = tasks.for_data(info, model)
+    if args.split:
+        split = _reload_data(config, args.run_dir)[0].splits()[args.split]
+        items = [(f"{args.split}[{i}]", split.x[i: i + 1], split.y[i]) for i in range(len(split))]
+    else:
+        items = [(path, prepare_segment_image(path, info, invert=args.invert), None) for path in args.inputs]
+    outs = [None] * len(items)
+    if args.out:
+        out = Path(args.out)
+        if len(items) == 1 and out.suffix.lower() == ".png":
+            outs = [out]
+        elif out.suffix.lower() == ".png":
+            raise DataError(f"--out {out} names one file but there are {len(items)} inputs; pass a folder instead.")
+        else:
+            outs = [out / (re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(n).stem if Path(n).suffix else n).strip("_") + "_boxes.png")
+                    for n, _, _ in items]
+    records = []
+    with torch.no_grad():
+        for (name, x, target), path in zip(items, outs):
+            found = box_records(task.predict(task.forward(model, Batch(x)))[0], info.class_names)
+            record = {"input": name, "size": list(x.shape[2:]), "boxes": found}
+            if target is not None:
+                real = target[target[:, 4] >= 0]
+                record["target"] = [{"box": [round(float(v), 1) for v in r[:4]], "class": info.class_names[int(r[4])]} for r in real]
+            if path is not None:
+                rgb = (raw_image(x[0], info.preprocessing).transpose(1, 2, 0) * 255).round().astype("uint8")
+                if rgb.shape[2] == 1:
+                    rgb = rgb.repeat(3, axis=2)
+                write_png(path, draw_boxes(rgb, found))
+                record["out"] = str(path)
+            records.append(record)
+    if args.json:
+        print_json(records)
+        return EXIT_OK
+    for r in records:
+        found = ", ".join(f"{b['class']} {b['score']:.2f} [{', '.join(f'{v:g}' for v in b['box'])}]" for b in r["boxes"]) or "nothing"
+        extra = f"  -> {r['out']}" if "out" in r else ""
+        console().print(f"{r['input']}\t{r['size'][0]}x{r['size'][1]}\t{found}{extra}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ plain lists and dicts:
     forecast   history, (N, F) or (N,) original units    (steps,) or (steps, targets) forecast    targets
     transcribe (H, W) image or (S,) waveform array          transcript (text)
     segment    image of any size (H, W)                  (H, W) class indices    classes: class names
+    detect     image of any size                         [{box: [x0, y0, x1, y1], class, score}, ...]   classes
 
 Images come as nested arrays in the dataset's raw units, or as base64 PNG/JPEG/BMP/GIF strings (a
 `data:image/...;base64,` prefix is allowed); sequences as (T, F) or (T,) arrays, optionally cut to
@@ -51,7 +52,7 @@ from gridseq.data.split import Batch, DatasetInfo
 from gridseq.errors import CheckpointError, ConfigError, DataError
 
 FORWARD_TASKS = ("classify", "tag", "regress", "seq2seq", "caption", "transcribe")  # one model call per batch: can be micro-batched
-TASKS = (*FORWARD_TASKS, "lm", "forecast", "segment")
+TASKS = (*FORWARD_TASKS, "lm", "forecast", "segment", "detect")
 
 # options each task accepts, with their defaults
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -64,6 +65,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "lm": {"length": 100, "temperature": 1.0, "top_k": None, "seed": None},
     "forecast": {"steps": None},
     "segment": {"invert": False},
+    "detect": {"invert": False},
 }
 MAX_BEAM = 16
 _IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif"}
@@ -108,6 +110,9 @@ class Predictor:
         self.model = model.eval()
         self.info = info
         self.task = tasks.for_data(info, model)
+        if self.task.name == "generate-image":  # a generator takes no inputs to label
+            raise ConfigError("this run is an image generator (task generate-image): draw images with "
+                              "`gridseq sample RUN_DIR --n 64 --out grid.png` instead of predict.")
         if info.task not in TASKS:
             raise ConfigError(f"predicting for task {info.task!r} is not supported; supported tasks: {', '.join(TASKS)}.")
         self.name = name or getattr(model, "gridseq_name", type(model).__name__)
@@ -181,7 +186,7 @@ class Predictor:
         spec["limits"] = {k: v for k, v in vars(self.limits).items() if v is not None}
         return {
             "name": self.name, "model": getattr(self.model, "gridseq_name", type(self.model).__name__), "task": info.task,
-            "classes": list(info.class_names) if info.task in ("classify", "tag", "regress", "segment") else None,
+            "classes": list(info.class_names) if info.task in ("classify", "tag", "regress", "segment", "detect") else None,
             "input": spec, "options": dict(OPTIONS[info.task]),
         }
 
@@ -228,7 +233,7 @@ class Predictor:
             return {"predictions": self._generate(inputs, options)}
         if self.info.task == "forecast":
             return self._forecast(inputs, options)
-        if self.info.task == "segment":
+        if self.info.task in ("segment", "detect"):  # any image size: one model call per image
             return self._segment(inputs, options)
         batch = self.prepare(inputs, lengths, invert=options.get("invert", False))
         return self.decode(self.forward(batch, options), batch, options)
@@ -394,7 +399,8 @@ class Predictor:
 
     @torch.inference_mode()
     def _segment(self, images: list, options: dict[str, Any]) -> dict[str, Any]:
-        """One mask per image, each at its image's own size (so one model call per image)."""
+        """One mask per image, each at its image's own size (so one model call per image); for detect
+        runs, each image's boxes (`gridseq.tasks.detect.box_records`) instead."""
         from gridseq.data.mask_folder import prepare_segment_image
 
         masks = []
@@ -408,6 +414,11 @@ class Predictor:
                 output = self.task.forward(self.model, Batch(x).to(self.device)).cpu()
                 if not bool(torch.isfinite(output).all()):
                     raise DataError(f"the model produced NaN or Inf for input {i} (values far outside the training range?).")
+                if self.info.task == "detect":
+                    from gridseq.tasks.detect import box_records
+
+                    masks.append(box_records(self.task.predict(output, image_size=tuple(x.shape[2:]))[0], self.info.class_names))
+                    continue
                 masks.append(self.task.predict(output)[0][0].tolist())  # (H, W) class indices
         return {"predictions": masks, "classes": list(self.info.class_names)}
 

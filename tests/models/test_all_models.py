@@ -19,7 +19,7 @@ from gridseq.data.split import KINDS, DatasetInfo
 from gridseq.errors import ShapeError
 
 B = 3
-TOPOLOGIES = ("one-to-one", "many-to-one", "many-to-many", "encoder-decoder", "one-to-many")
+TOPOLOGIES = ("one-to-one", "many-to-one", "many-to-many", "encoder-decoder", "one-to-many", "generative")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,6 +59,8 @@ def _cases():
     cases = []
     for name in models.names():
         entry = models.entry(name)
+        if entry.model_cls.topology == "generative":  # image generators (loss terms out): tests/models/test_generative.py
+            continue
         fields = {f.name for f in dataclasses.fields(entry.config_cls)}
         for info in SAMPLES:
             if info.kind not in entry.kinds or (info.task == "transcribe") != hasattr(entry.model_cls, "output_lengths"):
@@ -102,6 +104,8 @@ def expected_shape(model, info, x, out=None):
         return (B, min(out.shape[1], model.config.max_length), k)
     if model.topology in ("one-to-one", "many-to-one"):
         return (B, k)
+    if hasattr(model, "output_grid"):  # dense detector: K + 4 maps at 1/stride of the input
+        return (B, *model.output_grid(tuple(x.shape[2:])))
     if info.kind == "image":
         return (B, k, *x.shape[2:])  # dense per-pixel scores at the input's size
     if hasattr(model, "output_lengths"):  # per frame of a time-downsampling CNN (CTC)

@@ -28,7 +28,7 @@ _logger = logging.getLogger(__name__)
 
 MODULES = ("gridseq.data.builtin", "gridseq.data.ucr", "gridseq.data.series_builtin", "gridseq.data.probes",
            "gridseq.data.text_builtin", "gridseq.data.transcribe_builtin", "gridseq.data.shapes_seg",
-           "gridseq.data.scenes_captions", "gridseq.data.moving_digits")
+           "gridseq.data.scenes_captions", "gridseq.data.moving_digits", "gridseq.data.shapes_detect")
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,8 @@ def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
         ConfigError: the task is unknown, or the model's topology cannot serve it (e.g. a
             many-to-many model, one output per step, on a classify dataset, one label per item).
     """
-    task = get(info.task, info)
+    # a model may declare the task it serves (a VAE on an image classification dataset: generate-image)
+    task = get(getattr(model, "serves_task", None) or info.task, info)
     topology = getattr(model, "topology", None)
     if topology is not None and topology not in task.topologies:
         from gridseq.models import registry  # here: the registry imports the tasks

@@ -30,9 +30,8 @@ import torch.nn.functional as F
 from gridseq._validation import check_positive_int
 from gridseq.data.builtin import _digits_raw
 from gridseq.data.catalog import register_dataset
-from gridseq.data.shapes_seg import _colour, _shape_mask, _texture, parse_size
-from gridseq.data.split import Dataset, DatasetInfo, Split
-from gridseq.data.transforms import apply_preprocessing, image_record
+from gridseq.data.shapes_seg import _colour, _shape_mask, _texture, dense_image_dataset, parse_size
+from gridseq.data.split import Dataset
 
 CLASS_NAMES = ("circle", "square", "triangle", *(f"digit {d}" for d in range(10)))
 SIZES = (6000, 200, 400)
@@ -155,18 +154,9 @@ def detect_dataset(name: str, parts: dict, class_names, *, source: str, **extra)
     `info.preprocessing`, whose image entry has `"any_size": True`: the detector is fully convolutional)
     and pads every split's boxes to the same M.
     """
-    train_x = parts["train"][0]
-    record = image_record(source, train_x, "image", resize=False, resample="bilinear", array_scale=1.0, **extra)
-    record["image"]["any_size"] = True
     m = max(y.shape[1] for _, y in parts.values())
-    splits = {}
-    for split_name, (x, y) in parts.items():
-        xt, _ = apply_preprocessing(x, None, record)
-        splits[split_name] = Split(xt, torch.from_numpy(_pad(y, m)))
-    info = DatasetInfo(name=name, kind="image", input_shape=tuple(int(s) for s in train_x.shape[1:]),
-                       num_classes=len(class_names), class_names=tuple(class_names), task="detect",
-                       preprocessing=record)
-    return Dataset(info, splits["train"], splits["val"], splits["test"])
+    return dense_image_dataset(name, parts, class_names, task="detect", source=source,
+                               target=lambda y: torch.from_numpy(_pad(y, m)), **extra)
 
 
 @register_dataset(

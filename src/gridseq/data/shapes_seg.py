@@ -20,6 +20,8 @@ with the training split's mean and std, recorded like every image dataset's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -141,13 +143,15 @@ def _rng(size: tuple[int, int], part: str) -> np.random.Generator:
     return np.random.default_rng([ord(c) for c in f"shapes-seg/{part}"] + list(size))
 
 
-def segment_dataset(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], class_names, *, source: str,
-                    array_scale: float = 1.0, **extra) -> Dataset:
-    """A `segment` Dataset from raw images (N, C, H, W) in [0, 1] and masks (N, H, W) int64.
+def dense_image_dataset(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], class_names, *, task: str,
+                        target: Callable[[np.ndarray], torch.Tensor], source: str, array_scale: float = 1.0,
+                        **extra) -> Dataset:
+    """A Dataset for a fully convolutional task from raw images (N, C, H, W) in [0, 1] and per-image targets.
 
     Normalises every split with the training split's per-channel statistics (the record is kept in
-    `info.preprocessing`, so `predict` prepares new images the same way) and sets `info.task` to
-    "segment". The record's image entry has `"any_size": True`: the model is fully convolutional.
+    `info.preprocessing`, so `predict` prepares new images the same way; its image entry has
+    `"any_size": True`: the model is fully convolutional) and turns each split's targets into a tensor
+    with `target`.
     """
     train_x = parts["train"][0]
     record = image_record(source, train_x, "image", resize=False, resample="bilinear", array_scale=array_scale, **extra)
@@ -155,11 +159,19 @@ def segment_dataset(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], 
     splits = {}
     for split_name, (x, y) in parts.items():
         xt, _ = apply_preprocessing(x, None, record)
-        splits[split_name] = Split(xt, torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)))
+        splits[split_name] = Split(xt, target(y))
     info = DatasetInfo(name=name, kind="image", input_shape=tuple(int(s) for s in train_x.shape[1:]),
-                       num_classes=len(class_names), class_names=tuple(class_names), task="segment",
+                       num_classes=len(class_names), class_names=tuple(class_names), task=task,
                        preprocessing=record)
     return Dataset(info, splits["train"], splits["val"], splits["test"])
+
+
+def segment_dataset(name: str, parts: dict[str, tuple[np.ndarray, np.ndarray]], class_names, *, source: str,
+                    array_scale: float = 1.0, **extra) -> Dataset:
+    """A `segment` Dataset from raw images (N, C, H, W) in [0, 1] and masks (N, H, W) int64 (see
+    `dense_image_dataset`)."""
+    return dense_image_dataset(name, parts, class_names, task="segment", source=source, array_scale=array_scale,
+                               target=lambda y: torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)), **extra)
 
 
 @register_dataset(

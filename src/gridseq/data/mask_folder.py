@@ -357,10 +357,24 @@ def mask_paths(out: Path | str, names: list[str]) -> list[tuple[Path, Path]]:
         >>> [str(p) for p in mask_paths("out", ["x/a.jpg", "test[3]"])[1]]
         ['out/test_3_mask.png', 'out/test_3_overlay.png']
     """
+    masks = output_paths(out, names, "mask")
+    if masks == [Path(out)]:  # one input written to OUT itself
+        return [(masks[0], masks[0].with_name(masks[0].stem + "_overlay.png"))]
+    return [(m, m.with_name(m.stem.removesuffix("_mask") + "_overlay.png")) for m in masks]
+
+
+def output_paths(out: Path | str, names: list[str], kind: str) -> list[Path]:
+    """Where `gridseq predict --out OUT` writes one PNG per input: OUT itself for one input and OUT
+    ending in .png, otherwise OUT/<name>_<kind>.png (the input's name made safe for a file name).
+
+    Example:
+        >>> [str(p) for p in output_paths("out", ["x/a.jpg", "test[3]"], "boxes")]
+        ['out/a_boxes.png', 'out/test_3_boxes.png']
+    """
     out = Path(out)
     if len(names) == 1 and out.suffix.lower() == ".png":
-        return [(out, out.with_name(out.stem + "_overlay.png"))]
+        return [out]
     if out.suffix.lower() == ".png":
         raise DataError(f"--out {out} names one file but there are {len(names)} inputs; pass a folder instead.")
     stems = [re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(n).stem if Path(n).suffix else n).strip("_") or "image" for n in names]
-    return [(out / f"{s}_mask.png", out / f"{s}_overlay.png") for s in stems]
+    return [out / f"{s}_{kind}.png" for s in stems]

@@ -28,7 +28,7 @@ from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int
 from gridseq.errors import ConfigError
 from gridseq.models import registry
-from gridseq.models.vae import check_generator_shape, check_labels, one_hot_channels
+from gridseq.models.vae import check_generator_shape, check_labels, generator_from_info, one_hot_channels
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,8 @@ class DCGAN(nn.Module):
         return self.generate(z, None if y is None else y.to(device))
 
 
-def _from_info(info) -> dict:
-    return {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes}
-
-
 registry.register(
     "dcgan", DCGAN,
     description="DCGAN generator + discriminator, class-conditional (generate-image: `gridseq sample`)",
-    kinds=("image",), from_info=_from_info,
+    kinds=("image",), from_info=generator_from_info,
 )

@@ -160,12 +160,13 @@ class VAE(nn.Module):
         return self.decode(z, None if y is None else y.to(device))
 
 
-def _from_info(info) -> dict:
+def generator_from_info(info) -> dict:
+    """Constructor arguments of a conditional image generator (vae, dcgan) for an image dataset."""
     return {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes}
 
 
 registry.register(
     "vae", VAE,
     description="convolutional variational autoencoder, class-conditional (generate-image: `gridseq sample`)",
-    kinds=("image",), from_info=_from_info,
+    kinds=("image",), from_info=generator_from_info,
 )

@@ -24,6 +24,8 @@ from typing import Any
 from gridseq._validation import check_positive_int, did_you_mean
 from gridseq.data import catalog
 from gridseq.data.csv_reader import load_csv
+from gridseq.data.detect_io import csv_columns as boxes_csv_columns
+from gridseq.data.detect_io import load_detection_file
 from gridseq.data.image_folder import load_image_folder
 from gridseq.data.mask_folder import is_mask_folder, load_mask_folder
 from gridseq.data.prepare import prepare_inputs
@@ -47,6 +49,7 @@ __all__ = [
 FILE_READERS: dict[str, tuple[Callable[..., Dataset], str]] = {
     ".npz": (load_npz, "sequence"), ".csv": (load_csv, "sequence"), ".ts": (load_ts, "series"),
     ".txt": (load_text_file, "tokens"), ".tsv": (load_pairs_tsv, "tokens"),  # text: language model, seq2seq
+    ".json": (load_detection_file, "image"),  # COCO-style boxes (object detection)
 }
 
 
@@ -69,7 +72,8 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
 
     Args:
         name_or_path: a built-in name (case-insensitive; a built-in wins over a folder of the same name:
-            write ./digits for the folder), or a path to an image folder, a .npz, .csv, .ts, .txt or .tsv file.
+            write ./digits for the folder), or a path to an image folder, a .npz, .csv, .ts, .txt, .tsv or
+            .json file.
         seed: seeds the validation split; the test split is fixed. Default: 0.
         view: "image" or "sequence" (an image as a sequence of its rows: T = H, F = C·W). Default: the
             data's own kind.
@@ -83,7 +87,9 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
             chunk), a .csv with a text column (classify: text_column, label_column, level, min_count,
             val_path, test_path), a .tsv of source<TAB>target lines (seq2seq: level, target_level,
             min_count, val_path, test_path); surnames/sentiment/dates/pydoc take their own options
-            (sentiment: level, min_confidence, min_count; dates: heldout, size; pydoc: chunk).
+            (sentiment: level, min_confidence, min_count; dates: heldout, size; pydoc: chunk). Boxes for
+            object detection, a COCO-style .json or a .csv of image,x0,y0,x1,y1,class rows (see
+            gridseq.data.detect_io): images, size, channels, val_fraction, test_fraction.
     Returns:
         The Dataset; `dataset.info.preprocessing` records how raw inputs were prepared.
     Raises:
@@ -110,6 +116,8 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
     elif path.is_dir():
         # images/ + masks/ (segmentation), else one sub-folder per class
         reader, layout = (load_mask_folder if is_mask_folder(path) else load_image_folder), "image"
+    elif boxes_csv_columns(path) is not None:
+        reader, layout = load_detection_file, "image"  # image,x0,y0,x1,y1,class rows (object detection)
     elif options.get("task") == "forecast" and path.suffix.lower() == ".csv":
         reader, layout = load_series_file, "series"  # a time column and value columns, cut into windows
     elif path.suffix.lower() == ".csv" and is_text_csv(path, {**options, "view": view}):
@@ -119,7 +127,7 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
     else:
         raise DataError(
             f"cannot read {path}: unsupported file type {path.suffix or '(none)'!r}; expected a folder of images "
-            f"(one sub-folder per class), a .npz, .csv, .ts, .txt or .tsv file."
+            f"(one sub-folder per class), a .npz, .csv, .ts, .txt, .tsv or .json (COCO-style boxes) file."
         )
     view = check_view(view, layout, str(path))
     return _call(reader, str(path), options, path, seed, view)

@@ -140,8 +140,11 @@ def test_missing_path_is_a_data_error(tmp_path):
 
 
 def test_unsupported_file_type(tmp_path):
-    (tmp_path / "a.json").write_text("x")  # .txt is text for a language model
-    with pytest.raises(DataError, match=r"unsupported file type '\.json'"):
+    (tmp_path / "a.yaml").write_text("x")  # .txt is text for a language model, .json COCO-style boxes
+    with pytest.raises(DataError, match=r"unsupported file type '\.yaml'.*\.json \(COCO-style boxes\)"):
+        gd.load(tmp_path / "a.yaml")
+    (tmp_path / "a.json").write_text("x")
+    with pytest.raises(DataError, match="expected COCO-style JSON"):
         gd.load(tmp_path / "a.json")
 
 

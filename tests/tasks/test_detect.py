@@ -167,7 +167,7 @@ def test_cli_train_evaluate_at_another_size_and_predict_boxes(tiny_run, tmp_path
     assert main(["predict", str(tiny_run), str(image), str(image), "--out", str(tmp_path / "one.png")]) == 2
     assert main(["predict", str(tiny_run), "--split", "val", "--out", str(tmp_path / "val"), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
-    assert len(records) == 200 and all(1 <= len(r["target"]) for r in records)
+    assert len(records) == 400 and all(1 <= len(r["target"]) for r in records)
     assert (tmp_path / "val" / "val_0_boxes.png").is_file()
     assert main(["predict", str(tiny_run), str(image)]) == 0
     line = capsys.readouterr().out

@@ -13,10 +13,12 @@ Classes (13): circle, square, triangle, digit 0, ..., digit 9. Boxes are tight a
 pixels (a digit's box: its pixels of at least a third of full ink), in pixels, (x0, y0, x1, y1) with
 x1, y1 exclusive. `y` is `(N, M, 5)` float32 rows (x0, y0, x1, y1, class), padded with class -1.
 
-Splits (6,000 train / 200 val / 400 test; option `train_items`): the test scenes come from a generator
-seeded by the name, size and part only, and use the digits' held-out handwriting (the last 20% of
-scikit-learn's 1,797 images; train and val use the first 80%), so test digits are written by hands the
-model never saw. Option `size` (64, "96x128" or [H, W]; default 64x64) makes larger scenes of the same
+Splits (6,000 train / 400 val / 400 test; option `train_items`): each split has its own generator and
+its own handwriting — train scenes draw digits from the first 70% of scikit-learn's 1,797 images, val
+from the next 10%, test from the last 20% — so val and test digits are written by hands the model never
+saw, and choices made on val reflect that. Val and test scenes are seeded by the name, size and part
+only (the same for every `--seed`); training scenes also by the seed, and each digit they draw is varied
+(rotation, shear, scale, stroke weight; `AUGMENT`). Option `size` (64, "96x128" or [H, W]; default 64x64) makes larger scenes of the same
 objects — the test of a model trained at 64x64 on larger images. Pixels are normalised per channel with
 the training split's statistics.
 """
@@ -34,13 +36,18 @@ from gridseq.data.shapes_seg import _colour, _shape_mask, _texture, dense_image_
 from gridseq.data.split import Dataset
 
 CLASS_NAMES = ("circle", "square", "triangle", *(f"digit {d}" for d in range(10)))
-SIZES = (6000, 200, 400)
+SIZES = (6000, 400, 400)
 DEFAULT_SIZE = (64, 64)
 OBJECT = (12.0, 26.0)  # object side in pixels, uniform
 MAX_OVERLAP = 0.3  # the largest box IoU between objects
 NOISE = 0.04
 DIGIT_CONTRAST = 0.8  # a digit's colour differs from what it covers by this much, summed over RGB
-DIGIT_TRAIN_SHARE = 0.8  # the first 80% of the digit images for train/val scenes, the rest for test
+# handwriting by part: train scenes draw from the first 70% of the digit images, val from the next
+# 10% and test from the last 20%, so validation, like test, sees hands the model never trained on
+DIGIT_SHARES = {"train": (0.0, 0.7), "val": (0.7, 0.8), "test": (0.8, 1.0)}
+# training scenes vary each digit they draw (unseen hands write differently): a random rotation,
+# shear, per-axis scale and stroke weight (ink ** gamma: below 1 thickens, above 1 thins)
+AUGMENT = {"rotate": 0.25, "shear": 0.3, "scale": (0.8, 1.0), "gamma": (0.6, 1.6)}
 _PER_PIXEL = 6.0 / (64 * 64)  # at most 6 objects on 64x64
 
 
@@ -62,11 +69,29 @@ def _tight(mask: np.ndarray) -> list[float] | None:
     return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
 
 
-def make_scenes(n: int, size: tuple[int, int], rng: np.random.Generator, digits: np.ndarray):
+def _vary(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`ink` (s, s) in [0, 1] under a random rotation, shear and per-axis scale about its centre, then a
+    random stroke weight (`AUGMENT`); the same size, zeros where the warp looks outside."""
+    a = AUGMENT
+    angle, shear = rng.uniform(-a["rotate"], a["rotate"]), rng.uniform(-a["shear"], a["shear"])
+    sx, sy = rng.uniform(*a["scale"], 2)
+    # affine_grid maps output to input coordinates: the inverse of the warp
+    warp = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.array([[1, shear], [0, 1]]) \
+        @ np.diag([sx, sy])
+    theta = torch.from_numpy(np.linalg.inv(warp)).float()
+    grid = F.affine_grid(torch.cat([theta, torch.zeros(2, 1)], 1)[None], [1, 1, *ink.shape], align_corners=False)
+    out = F.grid_sample(torch.from_numpy(ink)[None, None], grid, align_corners=False)[0, 0].numpy().clip(0, 1)
+    return out ** rng.uniform(*a["gamma"])
+
+
+def make_scenes(n: int, size: tuple[int, int], rng: np.random.Generator, digits: np.ndarray, *,
+                augment: bool = False):
     """`n` scenes: images (n, 3, H, W) float32 in [0, 1] and boxes (n, M, 5) float32 (class -1 = padding).
 
     Args:
         digits: (images (D, 8, 8) in [0, 1], labels (D,)): the handwriting to draw digits from.
+        augment: vary every digit drawn (`AUGMENT`: rotation, shear, scale, stroke weight), for training
+            scenes. Without it the scenes are exactly those of a generator that never augments.
     Example:
         >>> x, y = make_scenes(3, (40, 56), np.random.default_rng(0), _digit_pool("train"))
         >>> x.shape, y.shape[0], y.shape[2], bool((y[:, :, 4] >= 0).sum(axis=1).min() >= 1)
@@ -108,6 +133,8 @@ def make_scenes(n: int, size: tuple[int, int], rng: np.random.Generator, digits:
                 s = max(int(round(side)), 8)
                 ink = F.interpolate(torch.from_numpy(np.array(images[pick], dtype=np.float32))[None, None], size=(s, s),
                                     mode="bilinear", align_corners=False)[0, 0].numpy().clip(0, 1)
+                if augment:
+                    ink = _vary(ink, rng)
                 t, l = int(round(top)), int(round(left))
                 t, l = min(t, h - s), min(l, w - s)
                 alpha = np.zeros((h, w), dtype=np.float32)
@@ -132,13 +159,13 @@ def make_scenes(n: int, size: tuple[int, int], rng: np.random.Generator, digits:
 
 def _digit_pool(part: str) -> tuple[np.ndarray, np.ndarray]:
     x, y = _digits_raw()
-    cut = int(len(x) * DIGIT_TRAIN_SHARE)
-    keep = slice(0, cut) if part == "train" else slice(cut, None)
+    lo, hi = DIGIT_SHARES[part]
+    keep = slice(int(len(x) * lo), int(len(x) * hi))
     return x[keep, 0], y[keep]
 
 
-def _rng(size: tuple[int, int], part: str) -> np.random.Generator:
-    return np.random.default_rng([ord(c) for c in f"shapes-detect/{part}"] + list(size))
+def _rng(size: tuple[int, int], part: str, seed: int | None = None) -> np.random.Generator:
+    return np.random.default_rng([ord(c) for c in f"shapes-detect/{part}"] + list(size) + ([] if seed is None else [seed]))
 
 
 def _pad(y: np.ndarray, m: int) -> np.ndarray:
@@ -168,10 +195,10 @@ def shapes_detect(seed: int, view: str, *, size=DEFAULT_SIZE, train_items: int =
     """shapes-detect at `size`: x (N, 3, H, W) normalised, y (N, M, 5) boxes; task "detect".
 
     Args:
-        seed: picks the validation images from the training pool.
+        seed: picks the training scenes (val and test are the same for every seed).
         view: "image".
         size: (H, W), an int for a square, or "HxW". Default: 64x64.
-        train_items: training images (val 200 and test 400 stay). Default: 6000.
+        train_items: training images (val 400 and test 400 stay). Default: 6000.
     Example:
         >>> ds = shapes_detect(0, "image", size="48x80", train_items=50)
         >>> tuple(ds.train.x.shape), tuple(ds.test.y.shape[::2]), ds.info.task
@@ -180,92 +207,8 @@ def shapes_detect(seed: int, view: str, *, size=DEFAULT_SIZE, train_items: int =
     size = parse_size(size)
     train = check_positive_int(train_items, "train_items")
     _, val, test = SIZES
-    x, y = make_scenes(train + val, size, _rng(size, "train"), _digit_pool("train"))
-    x_test, y_test = make_scenes(test, size, _rng(size, "test"), _digit_pool("test"))
-    order = np.random.default_rng(seed).permutation(train + val)
-    parts = {"train": (x[order[:train]], y[order[:train]]), "val": (x[order[train:]], y[order[train:]]),
-             "test": (x_test, y_test)}
+    parts = {"train": make_scenes(train, size, _rng(size, "train", seed), _digit_pool("train"), augment=True),
+             "val": make_scenes(val, size, _rng(size, "val"), _digit_pool("val")),
+             "test": make_scenes(test, size, _rng(size, "test"), _digit_pool("test"))}
     return detect_dataset("shapes-detect", parts, CLASS_NAMES, source="shapes-detect", size=list(size))
 
-
-# ---- user data: COCO-style JSON ------------------------------------------------------------------------
-
-def load_coco(annotations, images=None, *, size=None, channels: int = 3, seed: int = 0, val_fraction: float = 0.1,
-              test_fraction: float = 0.1) -> Dataset:
-    """A `detect` Dataset from a COCO-style JSON of boxes and its image files.
-
-    The JSON needs `images` ([{"id", "file_name"}, ...]), `annotations` ([{"image_id", "bbox": [x, y,
-    width, height] in pixels, "category_id"}, ...]) and `categories` ([{"id", "name"}, ...]); other keys
-    are ignored, and annotations with "iscrowd": 1 are skipped. Classes are the categories sorted by id.
-    Every image is resized to `size` (its boxes scaled with it), so the splits stack into tensors.
-
-    Args:
-        annotations: path of the JSON file.
-        images: the folder `file_name`s are relative to. Default: the JSON file's folder.
-        size: (H, W), an int or "HxW" every image is resized to. Default: the first image's size.
-        channels: 3 (RGB) or 1 (grayscale). Default: 3.
-        seed: which images go to val and test.
-        val_fraction, test_fraction: shares of the images held out. Defaults: 0.1 each.
-    Raises:
-        DataError: a missing file or key, an unknown category or image id, or an empty box.
-    Example:
-        >>> ds = load_coco("annotations.json", size=64)  # doctest: +SKIP
-        >>> ds.info.task, tuple(ds.train.y.shape[2:])     # doctest: +SKIP
-        ('detect', (5,))
-    """
-    import json
-    from pathlib import Path
-
-    from gridseq.data.image_folder import read_image
-    from gridseq.errors import DataError
-
-    path = Path(annotations)
-    if not path.is_file():
-        raise DataError(f"no such annotation file: {path}; pass a COCO-style JSON (images, annotations, categories).")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        cats = sorted(doc["categories"], key=lambda c: c["id"])
-        entries, boxes = doc["images"], doc["annotations"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: expected COCO-style JSON with 'images', 'annotations' and 'categories' lists ({e!r}).") from None
-    if not entries or not cats:
-        raise DataError(f"{path}: no images or no categories.")
-    index = {c["id"]: i for i, c in enumerate(cats)}
-    folder = Path(images) if images is not None else path.parent
-    first = read_image(folder / entries[0]["file_name"], channels=channels)
-    h, w = parse_size(size) if size is not None else first.shape[1:]
-    xs, per_image, position = [], [], {}
-    for i, entry in enumerate(entries):
-        image = read_image(folder / entry["file_name"], channels=channels)  # its own size, for the boxes' scale
-        scale = (image.shape[2] / w, image.shape[1] / h)
-        if image.shape[1:] != (h, w):
-            image = read_image(folder / entry["file_name"], channels=channels, size=(h, w))
-        xs.append(image)
-        position[entry["id"]] = i
-        per_image.append((*scale, []))
-    for a in boxes:
-        if a.get("iscrowd"):
-            continue
-        if a.get("image_id") not in position or a.get("category_id") not in index:
-            raise DataError(f"{path}: annotation {a.get('id')} names image {a.get('image_id')!r} / category "
-                            f"{a.get('category_id')!r}, not in 'images' / 'categories'.")
-        sx, sy, rows = per_image[position[a["image_id"]]]
-        x, y, bw, bh = (float(v) for v in a["bbox"])
-        if bw <= 0 or bh <= 0:
-            raise DataError(f"{path}: annotation {a.get('id')} has an empty bbox {a['bbox']} (COCO bbox is [x, y, width, height]).")
-        rows.append([x / sx, y / sy, (x + bw) / sx, (y + bh) / sy, float(index[a["category_id"]])])
-    m = max(1, max(len(r) for _, _, r in per_image))
-    y = np.full((len(entries), m, 5), -1.0, dtype=np.float32)
-    for i, (_, _, rows) in enumerate(per_image):
-        if rows:
-            y[i, : len(rows)] = rows
-    x = np.stack(xs)
-    n = len(x)
-    n_test, n_val = int(round(n * test_fraction)), int(round(n * val_fraction))
-    if n - n_test - n_val < 1:
-        raise DataError(f"{path}: {n} images leave none for training with val_fraction {val_fraction} and test_fraction {test_fraction}.")
-    order = np.random.default_rng(seed).permutation(n)
-    test, val, train = order[:n_test], order[n_test:n_test + n_val], order[n_test + n_val:]
-    parts = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
-    names = [str(c.get("name", c["id"])) for c in cats]
-    return detect_dataset(str(path), parts, names, source="coco", size=[int(h), int(w)])

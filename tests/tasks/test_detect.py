@@ -212,3 +212,16 @@ def test_centernet_learns_shapes_detect_and_detects_on_larger_images():
     big_map = gridseq.evaluate(model, big.test, info=big.info)["map50"]
     print(f"96x128 test map50 {big_map:.4f}")
     assert big_map > 0.6  # measured 0.754
+
+
+def test_metrics_report_ap50_per_class_by_name():
+    metrics = tasks.get("detect", DatasetInfo("d", "image", (3, 16, 16), 3, ("cat", "Road sign", "dog"), task="detect")).metrics()
+    out = torch.full((1, 7, 4, 4), -9.0)
+    out[0, 0, 1, 1] = 9.0  # a confident "cat" centred in cell (1, 1): box (4..8) with size 1x1 cells
+    out[0, 3:5, 1, 1] = 1.0
+    out[0, 5:7, 1, 1] = 0.5
+    y = torch.tensor([[[4.0, 4.0, 8.0, 8.0, 0.0], [0.0, 8.0, 8.0, 16.0, 1.0]]])
+    metrics.update(out, Batch(torch.zeros(1, 3, 16, 16), y), torch.tensor(0.0))
+    m = metrics.compute()
+    assert m["ap50_cat"] == 1.0 and m["ap50_road_sign"] == 0.0 and math.isnan(m["ap50_dog"])  # dog: not in the truth
+    assert m["map50"] == pytest.approx(0.5)  # the mean over classes in the truth

@@ -11,7 +11,8 @@ K class-heatmap logits, box width/height (pixels / stride) and the centre's sub-
   threshold, then per-class non-maximum suppression (`nms`);
 - metrics: `map50` (primary) and `map50_95`, COCO-style average precision with 101-point interpolated
   precision (`average_precision`), averaged over the classes that occur in the truth; mAP@0.5:0.95
-  averages IoU thresholds 0.50, 0.55, ..., 0.95. Evaluation keeps detections scoring >= 0.05.
+  averages IoU thresholds 0.50, 0.55, ..., 0.95; `ap50_<class>` is each class's AP@0.5 (NaN for a
+  class absent from the truth). Evaluation keeps detections scoring >= 0.05.
 
     >>> task = DetectTask()
     >>> boxes = task.predict(torch.full((2, 7, 16, 16), -9.0), image_size=(64, 64))
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from gridseq.data.split import Batch, DatasetInfo, Split
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
+from gridseq.tasks.segment import metric_key
 
 PAD = -1  # the class of a padding row in y
 IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -174,7 +176,8 @@ def _match(dets: np.ndarray, truth: np.ndarray, iou: np.ndarray, threshold: floa
 
 
 def mean_average_precision(detections: Tensor, truth: Tensor, thresholds=IOU_THRESHOLDS) -> dict[float, float]:
-    """mAP per IoU threshold, the mean over classes present in `truth` of `average_precision`.
+    """mAP per IoU threshold, the mean over classes present in `truth` of `average_precision`
+    (`class_average_precision`).
 
     Args:
         detections: (D, 7) rows (image, x0, y0, x1, y1, score, class).
@@ -188,31 +191,49 @@ def mean_average_precision(detections: Tensor, truth: Tensor, thresholds=IOU_THR
         >>> mean_average_precision(d, t, thresholds=(0.5, 0.9))
         {0.5: 1.0, 0.9: 0.0}
     """
+    return _over_classes(class_average_precision(detections, truth, thresholds), thresholds)
+
+
+def _over_classes(per_class: dict[int, dict[float, float]], thresholds) -> dict[float, float]:
+    return {t: float(np.mean([aps[t] for aps in per_class.values()])) if per_class else math.nan for t in thresholds}
+
+
+def class_average_precision(detections: Tensor, truth: Tensor, thresholds=IOU_THRESHOLDS) -> dict[int, dict[float, float]]:
+    """{class: {IoU threshold: AP}} for every class present in `truth` (arguments as `mean_average_precision`).
+
+    Example:
+        >>> t = torch.tensor([[0, 0., 0., 10., 10., 0], [0, 20., 20., 30., 30., 2]])
+        >>> d = torch.tensor([[0, 0., 0., 10., 12., 0.9, 0]])
+        >>> class_average_precision(d, t, thresholds=(0.5,))
+        {0: {0.5: 1.0}, 2: {0.5: 0.0}}
+    """
     det, gt = detections.double().cpu().numpy(), truth.double().cpu().numpy()
     classes = sorted({int(c) for c in gt[:, 5]}) if len(gt) else []
-    per = {t: [] for t in thresholds}
+    out: dict[int, dict[float, float]] = {}
     for c in classes:
         d = det[det[:, 6] == c]
         d = d[np.argsort(-d[:, 5], kind="stable")]
         g = gt[gt[:, 5] == c]
         iou = box_iou(torch.from_numpy(d[:, 1:5]), torch.from_numpy(g[:, 1:5])).numpy() if len(d) else np.zeros((0, len(g)))
         iou = np.where(d[:, None, 0] == g[None, :, 0], iou, -1.0)  # boxes of other images never match
-        for t in thresholds:
-            per[t].append(average_precision(_match(d, g, iou, t), d[:, 5], len(g)))
-    return {t: float(np.mean(v)) if v else math.nan for t, v in per.items()}
+        out[c] = {t: average_precision(_match(d, g, iou, t), d[:, 5], len(g)) for t in thresholds}
+    return out
 
 
 class DetectMetrics(Metrics):
     """Running loss, and every detection and true box of the images seen; `compute()` gives `loss`,
-    `map50` and `map50_95`. Training batches (outputs with a gradient) add their loss only: decoding
-    every training batch would cost more than the step, so training epochs report `loss` alone.
+    `map50`, `map50_95` and `ap50_<class>` per class. Training batches (outputs with a gradient) add
+    their loss only: decoding every training batch would cost more than the step, so training epochs
+    report `loss` alone.
 
     Args:
         threshold: detections scoring below this are not kept. Default: 0.05.
+        class_names: K names for the `ap50_<class>` keys. Default: none (no per-class keys).
     """
 
-    def __init__(self, threshold: float = EVAL_THRESHOLD):
+    def __init__(self, threshold: float = EVAL_THRESHOLD, class_names: tuple[str, ...] | None = None):
         self.threshold = threshold
+        self.keys = [metric_key(n, "ap50") for n in class_names] if class_names else []
         self.reset_state()
 
     def reset_state(self) -> None:
@@ -241,8 +262,12 @@ class DetectMetrics(Metrics):
             return {"loss": self.loss_sum / self.loss_images} if self.loss_images else {}
         det = torch.cat(self.dets) if self.dets else torch.zeros(0, 7, dtype=torch.float64)
         gt = torch.cat(self.truth) if self.truth else torch.zeros(0, 6, dtype=torch.float64)
-        maps = mean_average_precision(det, gt)
-        return {"loss": self.loss_sum / (self.images + self.loss_images), "map50": maps[0.5], "map50_95": float(np.mean(list(maps.values())))}
+        per_class = class_average_precision(det, gt)
+        maps = _over_classes(per_class, IOU_THRESHOLDS)
+        out = {"loss": self.loss_sum / (self.images + self.loss_images), "map50": maps[0.5],
+               "map50_95": float(np.mean(list(maps.values())))}
+        out.update({key: per_class[c][0.5] if c in per_class else math.nan for c, key in enumerate(self.keys)})
+        return out
 
     def state_dict(self) -> dict[str, Tensor]:
         if not self.images and not self.loss_images:
@@ -348,7 +373,7 @@ class DetectTask(Task):
         return hm + (SIZE_WEIGHT * err[..., :2].sum() + OFFSET_WEIGHT * err[..., 2:].sum()) / n
 
     def metrics(self) -> DetectMetrics:
-        return DetectMetrics()
+        return DetectMetrics(class_names=self.info.class_names if self.info is not None else None)
 
     def predict(self, output: Tensor, *, image_size: tuple[int, int] | None = None) -> list[Tensor]:
         """Per image a (D, 6) tensor of boxes (x0, y0, x1, y1, score, class) in input pixels.

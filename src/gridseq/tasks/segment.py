@@ -32,14 +32,14 @@ from gridseq.tasks.base import Metrics, Task, register
 IGNORE = -100
 
 
-def metric_key(class_name: str) -> str:
-    """`iou_<name>` in snake_case: "Road sign" → "iou_road_sign".
+def metric_key(class_name: str, prefix: str = "iou") -> str:
+    """`<prefix>_<name>` in snake_case: "Road sign" → "iou_road_sign" (detection: "ap50_road_sign").
 
     Example:
-        >>> metric_key("Road sign"), metric_key("3")
-        ('iou_road_sign', 'iou_3')
+        >>> metric_key("Road sign"), metric_key("3"), metric_key("digit 8", "ap50")
+        ('iou_road_sign', 'iou_3', 'ap50_digit_8')
     """
-    return "iou_" + (re.sub(r"[^0-9a-z]+", "_", str(class_name).lower()).strip("_") or "class")
+    return f"{prefix}_" + (re.sub(r"[^0-9a-z]+", "_", str(class_name).lower()).strip("_") or "class")
 
 
 def iou_from_confusion(confusion: Tensor) -> Tensor:

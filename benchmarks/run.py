@@ -28,14 +28,14 @@ import torch  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
 
-GROUPS = ("overhead", "reference-vs-fused", "varlen", "scaling", "ceiling", "keras")
+GROUPS = ("overhead", "reference-vs-fused", "varlen", "stream", "scaling", "ceiling", "keras")
 
 
 def _modules():
-    from benchmarks import ceiling, keras_bench, overhead, recurrent, scaling, varlen
+    from benchmarks import ceiling, keras_bench, overhead, recurrent, scaling, stream, varlen
 
-    return {"overhead": overhead, "reference-vs-fused": recurrent, "varlen": varlen, "scaling": scaling,
-            "ceiling": ceiling, "keras": keras_bench}
+    return {"overhead": overhead, "reference-vs-fused": recurrent, "varlen": varlen, "stream": stream,
+            "scaling": scaling, "ceiling": ceiling, "keras": keras_bench}
 
 
 def _fmt(x, digits: int = 3) -> str:

@@ -1,19 +1,21 @@
 """Streaming vs sliding-window recomputation: the cost of one new frame for causal video models.
 
 A live video model must answer after every frame. Without state it reruns the model over a sliding
-window of the last 16 frames; `model.stream()` keeps the recurrent state, so a new frame costs one
-CNN pass and one recurrent step. Cases (batch 1, eval mode, no autograd, 1 thread):
+window of the last 16 frames (a sequence model: the last 100 steps); `model.stream()` keeps the
+recurrent state, so a new frame costs one CNN pass and one recurrent step. Cases (batch 1, eval mode,
+no autograd, 1 thread):
 
     crnn-20px     crnn as trained on moving-digits: 1x20x20 frames, CNN (16, 32), GRU 128
     crnn-64px     crnn on 3x64x64 frames, CNN (32, 64, 64), GRU 128: a camera-sized input
     convlstm-20px convlstm as trained on moving-digits (stem 16, ConvLSTM 32 at 10x10)
-    gru-seq       gru on sequences of 32 features (the same interface on plain RNN models)
+    gru-seq       gru on sequences of 32 features (the same interface on plain RNN models), window 100
 
 For each, the time per new frame of `stream().step(frame)` and of `model(window)` over the last 16
-frames, timed interleaved (gridseq's benchmarks/timing.py), median of the repetitions; the ratio
+frames (gru-seq: 100 steps), timed interleaved (gridseq's benchmarks/timing.py), median of the repetitions; the ratio
 window / stream is judged against a 10x target. Printed as a table; JSON to benchmarks/results/.
 
     python benchmarks/stream.py [--quick] [--out benchmarks/results/stream.json]
+    python benchmarks/run.py --only stream/           # the same entries in the runner's table
 """
 
 from __future__ import annotations
@@ -32,21 +34,25 @@ from benchmarks.timing import FULL, QUICK, Entry, interleaved, machine, median, 
 
 from gridseq import models  # noqa: E402
 
-WINDOW = 16
+WINDOW = 16  # frames a stateless video model reruns
+SEQ_WINDOW = 100  # steps a stateless sequence model reruns
 TARGET = 10.0
 FRAMES = 48  # new frames per repetition
 
 
 def _cases():
-    yield "crnn-20px", models.create("crnn", input_shape=(1, 20, 20), num_classes=40), (1, 20, 20)
-    yield "crnn-64px", models.create("crnn", input_shape=(3, 64, 64), num_classes=40, channels=(32, 64, 64)), (3, 64, 64)
-    yield "convlstm-20px", models.create("convlstm", input_shape=(1, 20, 20), num_classes=40), (1, 20, 20)
-    yield "gru-seq", models.create("gru", input_size=32, num_classes=10), (32,)
+    """(name, model, one step's shape, window)."""
+    yield "crnn-20px", models.create("crnn", input_shape=(1, 20, 20), num_classes=40), (1, 20, 20), WINDOW
+    yield "crnn-64px", models.create("crnn", input_shape=(3, 64, 64), num_classes=40, channels=(32, 64, 64)), (3, 64, 64), WINDOW
+    yield "convlstm-20px", models.create("convlstm", input_shape=(1, 20, 20), num_classes=40), (1, 20, 20), WINDOW
+    yield "gru-seq", models.create("gru", input_size=32, num_classes=10), (32,), SEQ_WINDOW
 
 
-def measure(name: str, model: torch.nn.Module, step_shape: tuple[int, ...], frames: int, budget) -> Entry:
+def measure(name: str, model: torch.nn.Module, step_shape: tuple[int, ...], frames: int, budget,
+            window_size: int = WINDOW) -> Entry:
     model.eval()
     torch.manual_seed(0)
+    WINDOW = window_size  # noqa: N806 (the window of this case)
     video = torch.randn(1, WINDOW + frames, *step_shape)
 
     def streaming() -> float:
@@ -61,7 +67,7 @@ def measure(name: str, model: torch.nn.Module, step_shape: tuple[int, ...], fram
     def window() -> None:
         with torch.no_grad():
             for t in range(WINDOW, WINDOW + frames):
-                model(video[:, t - WINDOW + 1 : t + 1])  # the last 16 frames, recomputed
+                model(video[:, t - WINDOW + 1 : t + 1])  # the last WINDOW frames, recomputed
 
     # the stream's answer is the window's answer when the window covers the whole history
     with torch.no_grad():
@@ -80,19 +86,28 @@ def measure(name: str, model: torch.nn.Module, step_shape: tuple[int, ...], fram
     )
 
 
+def run(budget, only: str | None = None) -> list[Entry]:
+    """The entries for benchmarks/run.py (1 thread, as in `main`)."""
+    frames = budget.steps(FRAMES)
+    with_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [measure(name, model, shape, frames, budget, window) for name, model, shape, window in _cases()
+                if only is None or only in f"stream/{name}"]
+    finally:
+        torch.set_num_threads(with_threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and frames")
     parser.add_argument("--out", default="benchmarks/results/stream.json", help="write the results as JSON here")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    budget = QUICK if args.quick else FULL
-    frames = budget.steps(FRAMES)
-    entries = [measure(name, model, shape, frames, budget) for name, model, shape in _cases()]
-    print(f"{'case':<16} {'stream ms/frame':>16} {'window-16 ms/frame':>19} {'ratio':>7}  target {TARGET:.0f}x")
+    entries = run(QUICK if args.quick else FULL)
+    print(f"{'case':<16} {'window':>6} {'stream ms/frame':>16} {'window ms/frame':>16} {'ratio':>7}  target {TARGET:.0f}x")
     for e in entries:
         f = e.figures
-        print(f"{e.name.split('/')[1]:<16} {f['stream_ms_per_frame']:>16.3f} {f['window_ms_per_frame']:>19.3f} "
+        print(f"{e.name.split('/')[1]:<16} {f['window']:>6} {f['stream_ms_per_frame']:>16.3f} {f['window_ms_per_frame']:>16.3f} "
               f"{e.ratio:>6.1f}x  {'met' if e.met else 'NOT met'}")
     result = {"benchmark": "stream", "machine": machine(), "budget": "quick" if args.quick else "full",
               "entries": [e.to_json() for e in entries]}

@@ -83,6 +83,17 @@ def test_encode_and_decode_are_inverse_with_the_log_transform():
         encode(np.array([[0.0]]), rec)
 
 
+def test_the_sqrt_transform_round_trips_counts_and_maps_negative_outputs_to_zero():
+    ds = series_dataset(raw(np.abs(np.sin(np.arange(60) / 3)) * 100), window=10, horizon=2, season=10, transform="sqrt")
+    rec = ds.info.preprocessing
+    values = np.array([[0.0], [2.25], [81.0]])
+    assert np.allclose(decode(torch.from_numpy(encode(values, rec)), rec).numpy(), values, atol=1e-4)
+    below = torch.tensor([[(-1.0 - rec["scaler"]["mean"][0]) / rec["scaler"]["std"][0]]])  # sqrt units: -1
+    assert decode(below, rec).item() == 0.0
+    with pytest.raises(DataError, match=">= 0"):
+        encode(np.array([[-1.0]]), rec)
+
+
 def test_covariates_are_inputs_and_targets_are_outputs():
     values = np.stack([np.arange(30.0), 100 + np.arange(30.0)], axis=1)
     ds = series_dataset(raw(values), window=5, horizon=2, season=1, targets=["v1"], val_size=0, test_size=4)

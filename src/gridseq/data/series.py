@@ -34,7 +34,7 @@ from gridseq.errors import ConfigError, DataError
 
 _logger = logging.getLogger(__name__)
 
-TRANSFORMS = ("none", "log")
+TRANSFORMS = ("none", "log", "sqrt")
 LOSSES = ("mse", "mae")
 
 
@@ -71,6 +71,11 @@ def encode(values: np.ndarray, record: dict[str, Any]) -> np.ndarray:
             raise DataError(f"transform='log' needs positive values, but the series has {v.min():g}; "
                             f"use transform='none'.")
         v = np.log(v)
+    elif record["transform"] == "sqrt":
+        if (v < 0).any():
+            raise DataError(f"transform='sqrt' needs values >= 0, but the series has {v.min():g}; "
+                            f"use transform='none'.")
+        v = np.sqrt(v)
     mean, std = np.asarray(record["scaler"]["mean"]), np.asarray(record["scaler"]["std"])
     return ((v - mean) / std).astype(np.float32)
 
@@ -81,7 +86,9 @@ def decode(scaled: Tensor, record: dict[str, Any], columns: list[int] | None = N
     mean = torch.tensor([record["scaler"]["mean"][c] for c in columns], dtype=torch.float64, device=scaled.device)
     std = torch.tensor([record["scaler"]["std"][c] for c in columns], dtype=torch.float64, device=scaled.device)
     v = scaled.double() * std + mean
-    return v.exp() if record["transform"] == "log" else v
+    if record["transform"] == "log":
+        return v.exp()
+    return v.clamp(min=0) ** 2 if record["transform"] == "sqrt" else v  # below 0 in sqrt units: a count of 0
 
 
 def seasonal_naive_scale(values: np.ndarray, season: int) -> list[float]:
@@ -141,7 +148,8 @@ def series_dataset(
         val_size: the validation period, steps (int) or a fraction of the series (float). Default: 0.15.
         test_size: the test period, likewise, at the end of the series. Default: 0.15.
         targets: the columns to forecast; the others are covariates (inputs only). Default: every column.
-        transform: "none" or "log" (for multiplicative seasonality; positive series only). Default: "none".
+        transform: "none", "log" (for multiplicative seasonality; positive series only) or "sqrt" (counts:
+            steadies a variance that grows with the level; values >= 0). Default: "none".
         relative: the model predicts the change from the window's last value (a learned correction
             of the naive forecast); lets it follow a trend beyond the training range. Default: True.
         stride: steps between consecutive origins. Default: 1 (every origin).

@@ -38,7 +38,8 @@ from gridseq.data import catalog
 from gridseq.errors import ConfigError, GridseqError
 from gridseq.train import optim
 from gridseq.train.callbacks import Callback
-from gridseq.train.trainer import fit, seed_everything
+from gridseq.train.evaluation import seed_everything
+from gridseq.train.trainer import fit
 
 _logger = logging.getLogger(__name__)
 

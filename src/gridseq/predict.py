@@ -460,37 +460,6 @@ class Predictor:
         return {"predictions": out, "targets": list(record["targets"])}
 
 
-# ---- merging prepared batches (micro-batching) --------------------------------------------------------
-
-def batch_key(batch: Batch, options: dict[str, Any]) -> tuple:
-    """Batches with equal keys can be concatenated and run in one model call: the same per-item shape
-    (any length when they carry lengths) and the same options that change the forward pass."""
-    shape = tuple(batch.x.shape[2:]) if batch.lengths is not None else tuple(batch.x.shape[1:])
-    return (batch.lengths is not None, shape, batch.x.dtype, options.get("beam", 1))
-
-
-def concat_batches(batches: list[Batch]) -> Batch:
-    """One batch from batches with the same `batch_key`, padding along time when they carry lengths."""
-    if len(batches) == 1:
-        return batches[0]
-    if batches[0].lengths is None:
-        return Batch(torch.cat([b.x for b in batches]))
-    time = max(b.x.shape[1] for b in batches)
-    xs = [torch.nn.functional.pad(b.x, (0, 0) * (b.x.dim() - 2) + (0, time - b.x.shape[1])) for b in batches]
-    return Batch(torch.cat(xs), None, torch.cat([b.lengths for b in batches]))
-
-
-def split_rows(batch: Batch, output: Tensor, sizes: list[int]) -> list[tuple[Batch, Tensor]]:
-    """The (batch, output) pair of each original batch, from the merged batch and its output."""
-    out, start = [], 0
-    for n in sizes:
-        rows = slice(start, start + n)
-        lengths = None if batch.lengths is None else batch.lengths[rows]
-        out.append((Batch(batch.x[rows], None, lengths), output[rows]))
-        start += n
-    return out
-
-
 # ---- helpers ------------------------------------------------------------------------------------------
 
 def top_probabilities(probs: list[float], names, k: int | None) -> dict[str, float]:

@@ -299,3 +299,38 @@ def test_fit_passes_lengths_for_variable_length_data():
     data = Dataset(info, split, split, split)
     result = fit(NeedsLengths(), data, epochs=1, **FAST)  # NeedsLengths fails without lengths
     assert result.test["accuracy"] == 1.0
+
+
+def _image_data(n=96):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 1, 12, 12, generator=g)
+    y = (x[:, 0, :6].mean(dim=(1, 2)) > x[:, 0, 6:].mean(dim=(1, 2))).long()  # top half brighter?
+    info = DatasetInfo("img", "image", (1, 12, 12), 2, ("a", "b"))
+    return Dataset(info, Split(x[:64], y[:64]), Split(x[64:80], y[64:80]), Split(x[80:], y[80:]))
+
+
+def test_channels_last_trains_the_same_model_and_hands_it_back_contiguous(tmp_path):
+    data = _image_data()
+    seen = []
+
+    class Layout(Callback):
+        def on_batch_end(self, state):
+            conv = [m for m in state.model.modules() if isinstance(m, nn.Conv2d)][-1]  # 8 -> 8 channels
+            seen.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+
+    runs = {}
+    for flag in (None, False):  # None: automatic, on for a conv model on images on the CPU
+        torch.manual_seed(0)
+        model = gridseq.models.create("cnn", input_shape=(1, 12, 12), num_classes=2, channels=(8, 8))
+        fit(model, data, epochs=2, batch_size=16, seed=0, progress=False, channels_last=flag,
+            callbacks=[Layout()], run_dir=tmp_path / str(flag))
+        runs[flag] = model
+        assert all(p.is_contiguous() for p in model.parameters())  # handed back in the default layout
+    assert seen[0] is True and seen[-1] is False  # trained channels-last, then the default layout
+    for a, b in zip(runs[None].parameters(), runs[False].parameters()):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)  # the same training, another memory layout
+    saved = gridseq.load(tmp_path / "None").eval()
+    x = data.test.x
+    torch.testing.assert_close(saved(x), runs[None].eval()(x))
+    with pytest.raises(ConfigError, match="channels_last"):
+        fit(runs[None], data, epochs=1, channels_last="yes", progress=False)

@@ -55,8 +55,11 @@ def csv_columns(path: str | os.PathLike) -> dict[str, str] | None:
     path = Path(path)
     if path.suffix.lower() != ".csv" or not path.is_file():
         return None
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        header = next(csv.reader(f), [])
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), [])
+    except (UnicodeDecodeError, csv.Error):
+        return None  # not a box file; the CSV readers report what is wrong with it
     names = {h.strip().lower(): h for h in header}
     found = {ours: next((names[a] for a in aliases if a in names), None) for ours, aliases in CSV_COLUMNS.items()}
     return None if None in found.values() else found
@@ -127,8 +130,11 @@ def load_boxes_csv(path, images=None, *, size=None, channels: int = 3, seed: int
     if columns is None:
         raise DataError(f"{path}: expected a header with the columns image, x0, y0, x1, y1, class (or filename, "
                         f"xmin, ymin, xmax, ymax, label).")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        table = list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            table = list(csv.DictReader(f))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8.") from None
     split_key = next((k for k in (table[0] if table else {}) if k.strip().lower() == "split"), None)
     rows: dict[str, Rows] = {}
     splits: dict[str, str] = {}

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from gridseq import tasks
@@ -83,6 +84,8 @@ def _check_fit_args(a: dict[str, Any]) -> None:
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
         raise ConfigError(f"grad_clip must be None (automatic), 0 (off) or a positive max gradient norm, got {clip!r}.")
     check_choice(a["precision"], "precision", precision.PRECISIONS)
+    if a["channels_last"] not in (None, True, False):
+        raise ConfigError(f"channels_last must be None (automatic), True or False, got {a['channels_last']!r}.")
     for name in ("patience", "checkpoint_every"):
         if a[name] is not None:
             check_positive_int(a[name], name)
@@ -107,6 +110,9 @@ class _Trainer:
         self.pin = self.device.type == "cuda"  # page-locked batches: the copy to the GPU overlaps compute
         seed_everything(args["seed"])
         model.to(self.device)
+        self.channels_last = _channels_last(args["channels_last"], model, data, self.device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
         self.net = distributed.wrap(model, self.device)  # what the forward pass calls (DDP or the model)
         self.sampler = self.task.sampler(len(data.train), args["batch_size"], data.train.lengths, seed=args["seed"],
                                          rank=distributed.rank(), world_size=distributed.world_size())
@@ -152,9 +158,13 @@ class _Trainer:
                 self._train_epoch(epoch, step)
                 self._end_epoch(epoch)
                 epoch, step = epoch + 1, 0
+            if self.channels_last:  # the caller gets the model in the layout it came in
+                self.model.to(memory_format=torch.contiguous_format)
             result = self._finish()
             self.events("on_fit_end", self.st)
         finally:
+            if self.channels_last:
+                self.model.to(memory_format=torch.contiguous_format)
             for cb in self.internal:
                 cb.close()
         return result
@@ -177,7 +187,10 @@ class _Trainer:
     def _to_device(self, batch: Batch) -> Batch:
         if self.pin:
             batch = Batch(batch.x.pin_memory(), None if batch.y is None else batch.y.pin_memory(), batch.lengths)
-        return batch.to(self.device)  # non-blocking copies
+        batch = batch.to(self.device)  # non-blocking copies
+        if self.channels_last:
+            batch = Batch(batch.x.contiguous(memory_format=torch.channels_last), batch.y, batch.lengths)
+        return batch
 
     def _train_epoch(self, epoch: int, start_step: int) -> None:
         st, ts = self.st, self.ts
@@ -354,6 +367,14 @@ class _Trainer:
         )
 
 
+def _channels_last(asked: bool | None, model: nn.Module, data: Dataset, device: torch.device) -> bool:
+    """Whether to train in the channels-last layout (see `fit`'s `channels_last`)."""
+    if asked is not None:
+        return bool(asked)
+    return (device.type == "cpu" and data.train.x.dim() == 4 and distributed.world_size() == 1
+            and any(isinstance(m, nn.Conv2d) for m in model.modules()))
+
+
 def fit(
     model: nn.Module,
     data: Dataset,
@@ -376,6 +397,7 @@ def fit(
     callbacks: Iterable[Any] = (),
     data_spec: dict[str, Any] | None = None,
     precision: str = "fp32",
+    channels_last: bool | None = None,
 ) -> FitResult:
     """Train `model` on `data`, validating every epoch; the model ends with its best weights.
 
@@ -411,6 +433,10 @@ def fit(
             config.json beside the dataset's info.
         precision: "fp32", "bf16" (autocast; CUDA or CPU) or "fp16" (autocast + gradient scaling;
             CUDA only); see gridseq.train.precision. Default: "fp32".
+        channels_last: train 2D convolutions on channels-last (NHWC) weights and batches, where
+            oneDNN's CPU kernels run without reordering (model 4 of docs/PERFORMANCE.md trains 1.3x
+            faster). None = on for a model with Conv2d layers on 4D image batches on the CPU in a single
+            process; the model is handed back in the default layout. Default: None.
 
     Distributed: with a torch.distributed process group running (under torchrun; see
     `gridseq.train.distributed.init_from_env` and docs/scaling.md) the model is wrapped in
@@ -437,6 +463,7 @@ def fit(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
         "scheduler": scheduler, "grad_clip": grad_clip, "patience": patience, "select": select, "seed": seed, "run_dir": run_dir,
         "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress, "precision": precision,
+        "channels_last": channels_last,
     }
     _check_fit_args(args)
     if not isinstance(data, Dataset):

@@ -225,3 +225,13 @@ def test_metrics_report_ap50_per_class_by_name():
     m = metrics.compute()
     assert m["ap50_cat"] == 1.0 and m["ap50_road_sign"] == 0.0 and math.isnan(m["ap50_dog"])  # dog: not in the truth
     assert m["map50"] == pytest.approx(0.5)  # the mean over classes in the truth
+
+
+def test_only_dense_detectors_fit_detection_data():
+    from gridseq.models import registry
+
+    data = gridseq.datasets.load("shapes-detect", train_items=2, size=32)
+    assert registry.fitting(data.info) == ["centernet"]  # unet / fcn8s are per-pixel too, but have no box heads
+    with pytest.raises(ConfigError, match="does not give the output task 'detect'.*models for it: centernet"):
+        tasks.for_data(data.info, models.create_for("unet", data.info))
+    assert tasks.for_data(data.info, models.create_for("centernet", data.info)).name == "detect"

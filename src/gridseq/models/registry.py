@@ -146,19 +146,21 @@ def fitting(info) -> list[str]:
     from gridseq import tasks  # here, not at the top: the task modules import this registry
 
     try:
-        wanted = tasks.get(info.task).topologies
+        task = tasks.get(info.task, info)
+        wanted = task.topologies
     except ConfigError:
-        wanted = None
+        task, wanted = None, None
     found = []
     for n in names():
         if info.kind not in _entries[n].kinds:
             continue
         if wanted is not None:
             try:  # the topology can depend on the data (per-step RNNs), so build the model to read it
-                topology = getattr(create_for(n, info), "topology", None)
+                model = create_for(n, info)
             except ConfigError:  # e.g. a model needing an argument the dataset does not give
                 continue
-            if topology is not None and topology not in wanted:
+            topology = getattr(model, "topology", None)
+            if topology is not None and (topology not in wanted or not task.fits(model)):
                 continue
         found.append(n)
     return found

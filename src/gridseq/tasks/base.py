@@ -117,6 +117,11 @@ class Task(ABC):
     def predict(self, output: Tensor) -> Any:
         """Decode model output into predictions (for classify: labels and probabilities)."""
 
+    def fits(self, model: nn.Module) -> bool:
+        """Whether `model`, of a topology this task takes, also gives the output it reads (default: yes;
+        e.g. detection needs a dense detector's heads, not any per-pixel model)."""
+        return True
+
     def check_split(self, split: Split, name: str) -> None:
         """Raise DataError if `split`'s targets cannot be used by this task. Default: accept."""
 
@@ -192,16 +197,16 @@ def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
     # a model may declare the task it serves (a VAE on an image classification dataset: generate-image)
     task = get(getattr(model, "serves_task", None) or info.task, info)
     topology = getattr(model, "topology", None)
-    if topology is not None and topology not in task.topologies:
+    wrong_topology = topology is not None and topology not in task.topologies
+    if wrong_topology or (model is not None and topology is not None and not task.fits(model)):
         from gridseq.models import registry  # here: the registry imports the tasks
 
         model_name = getattr(model, "gridseq_name", type(model).__name__)
         suitable = ", ".join(registry.fitting(info)) or "none registered"
-        raise ConfigError(
-            f"model {model_name!r} is {topology} (one output per "
-            f"{'step' if topology == 'many-to-many' else 'item'}), but task {task.name!r} on dataset "
-            f"{info.name!r} needs {_a(task.topologies[0])} {' or '.join(task.topologies)} model; models for it: {suitable}."
-        )
+        why = (f"is {topology} (one output per {'step' if topology == 'many-to-many' else 'item'}), but task "
+               f"{task.name!r} on dataset {info.name!r} needs {_a(task.topologies[0])} {' or '.join(task.topologies)} model"
+               if wrong_topology else f"does not give the output task {task.name!r} on dataset {info.name!r} reads")
+        raise ConfigError(f"model {model_name!r} {why}; models for it: {suitable}.")
     return task
 
 

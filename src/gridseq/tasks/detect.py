@@ -351,6 +351,10 @@ class DetectTask(Task):
                 setattr(self, name, float(value))
         return self
 
+    def fits(self, model: nn.Module) -> bool:
+        """A dense detector: its output has the class-heatmap and box heads (it says so with `output_grid`)."""
+        return callable(getattr(model, "output_grid", None))
+
     def _check_output(self, output: Tensor) -> None:
         k = self.num_classes
         if output.dim() != 4 or (k is not None and output.shape[1] != k + 4):

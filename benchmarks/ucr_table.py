@@ -49,10 +49,15 @@ def run_one(dataset: str, model: str, seed: int, epochs: int | None) -> dict:
     """Train one model as `gridseq train` does with no flags (plus --epochs) and return its record."""
     settings = defaults.lookup(dataset, model)
     train_kw = {**settings["train"], **({"epochs": epochs} if epochs else {})}
+    return run_one_with(dataset, model, seed, train_kw, settings["model"])
+
+
+def run_one_with(dataset: str, model: str, seed: int, train_kw: dict, model_kw: dict) -> dict:
+    """Train one model with these settings on the dataset's own splits and return its record."""
     data = datasets.load(dataset, seed=seed)
     train.seed_everything(seed)
     fields = {f for f in models.entry(model).config_cls.__dataclass_fields__}
-    net = models.create_for(model, data.info, **{k: v for k, v in settings["model"].items() if k in fields})
+    net = models.create_for(model, data.info, **{k: v for k, v in model_kw.items() if k in fields})
     started = time.perf_counter()
     result = train.fit(net, data, seed=seed, progress=False, **train_kw)
     return {
@@ -63,18 +68,19 @@ def run_one(dataset: str, model: str, seed: int, epochs: int | None) -> dict:
     }
 
 
-def append(json_path: Path, record: dict) -> list[dict]:
-    """Add one record to the JSON file, replacing an older run of the same cell and seed.
+def append(json_path: Path, record: dict, fields: tuple[str, ...] = ("dataset", "model", "seed")) -> list[dict]:
+    """Add one record to the JSON file, replacing an older record with the same `fields` (a run of the
+    same cell and seed).
 
     The file is re-read under a lock, so two grid processes (e.g. one per core, on different models)
     can share one results file without overwriting each other's runs.
     """
-    key = (record["dataset"], record["model"], record["seed"])
+    key = tuple(record[f] for f in fields)
     digest = hashlib.sha1(str(json_path.resolve()).encode()).hexdigest()[:12]  # the lock stays out of the tree
     with open(Path(tempfile.gettempdir()) / f"gridseq-ucr-table-{digest}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         records = json.loads(json_path.read_text()) if json_path.exists() else []
-        records = [r for r in records if (r["dataset"], r["model"], r["seed"]) != key] + [record]
+        records = [r for r in records if tuple(r.get(f) for f in fields) != key] + [record]
         atomic_write_text(json_path, json.dumps(records, indent=1))
     return records
 

@@ -59,6 +59,11 @@ TABLE: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("ucr/*", "lstm"): {"model": {"bidirectional": True}},
     ("ucr/*", "gru"): {"model": {"bidirectional": True}},
     ("ucr/*", "rnn"): {"model": {"bidirectional": True}},
+    # JapaneseVowels: the validation split (27 series) ties at 100%, so the LSTM's settings were chosen by
+    # 5-fold cross-validation on the archive's 270 training series (benchmarks/ucr_cv.py; the test split
+    # is never read): held-out correct 2 layers + dropout 0.3: 262, hidden 256: 261, mean pooling: 260,
+    # hidden 64: 260, 100 epochs: 256, this family default: 255, AdamW 1e-2: 254
+    ("ucr/japanesevowels", "lstm"): {"model": {"num_layers": 2, "dropout": 0.3}},
     # forecasting (few, overlapping windows: 186 sunspots, 61 airline, 359 co2): many short epochs;
     # chosen on the validation period (benchmarks/forecast_table.py)
     # surnames (53 classes, 23k names): one layer overfits after ~5 epochs (val accuracy 0.797, macro-F1

@@ -3,7 +3,8 @@
 Each (dataset, model, seed) is trained exactly as `gridseq train DATASET --model MODEL --seed SEED`
 would with no other flag (the settings come from `gridseq.defaults`), except `--epochs`, which
 overrides the table for a quicker grid. Every finished run is appended to the JSON file at once, so
-an interrupted grid keeps its results and a rerun skips what is done.
+an interrupted grid keeps its results and a rerun skips what is done (with the same settings: a
+changed default reruns its cells).
 
     python benchmarks/ucr_table.py                         # the full grid: 4 datasets x 6 models x 3 seeds
     python benchmarks/ucr_table.py --datasets ucr/gunpoint --models fcn --seeds 0 1 2
@@ -63,7 +64,7 @@ def run_one_with(dataset: str, model: str, seed: int, train_kw: dict, model_kw: 
     return {
         "dataset": dataset, "model": model, "seed": seed, "epochs": train_kw["epochs"],
         "test_accuracy": result.test["accuracy"], "val_accuracy": result.val.get("accuracy"),
-        "seconds": round(time.perf_counter() - started, 1), "train": train_kw,
+        "seconds": round(time.perf_counter() - started, 1), "train": train_kw, "model_settings": model_kw,
         "parameters": sum(p.numel() for p in net.parameters()),
     }
 
@@ -129,8 +130,11 @@ def main() -> None:
         for dataset in args.datasets:
             for model in args.models:
                 for seed in args.seeds:
+                    settings = defaults.lookup(dataset, model)
+                    train_kw = {**settings["train"], **({"epochs": args.epochs} if args.epochs else {})}
+                    # a record counts only if it ran with today's settings (a changed default reruns its cells)
                     done = [r for r in records if (r["dataset"], r["model"], r["seed"]) == (dataset, model, seed)
-                            and (args.epochs is None or r["epochs"] == args.epochs)]
+                            and r["train"] == train_kw and r.get("model_settings", {}) == settings["model"]]
                     if done:
                         continue
                     record = run_one(dataset, model, seed, args.epochs)

@@ -9,9 +9,10 @@ an identical plain PyTorch module — with synthetic data as a gridseq `Dataset`
 | cnn-image | Conv32-ReLU-Pool → Conv64-ReLU-Pool → Dense128 → Dense10, 28×28, B=128 | create("cnn", batch_norm=False, dropout=0) |
 | bigru-varlen | BiGRU(64) many-to-one, lengths 5..200, B=64 | create("gru", bidirectional=True, hidden_size=64) |
 
-gridseq has no language-modelling task yet, so the two per-step models train under `LMTask`
-below: per-step cross-entropy registered through the public `gridseq.tasks.register` extension
-point (what a gridseq "lm" task would do; its metric is one argmax and a sum per step, like
+The two per-step models train under `LMTask` below: per-step cross-entropy on fixed batches,
+registered through the public `gridseq.tasks.register` extension point. gridseq's own `lm` task carries
+the hidden state from batch to batch (truncated BPTT), which the plain loop does not, so both sides
+train the same stateless per-step loss here (its metric is one argmax and a sum per step, like
 classify's confusion matrix). Convolutions use "same" padding in both builds (gridseq's choice).
 """
 

@@ -87,7 +87,7 @@ def run_one(spec: Spec, budget: timing.Budget) -> timing.Entry:
     }
     note = ""
     if spec.key in ("rnn-text", "lstm-charlm"):
-        note = "per-step LM trained through a benchmark LMTask (gridseq has no LM task yet)"
+        note = "per-step LM on fixed batches through a benchmark task (the plain loop carries no state)"
     return timing.Entry(f"overhead/{spec.key}", med["plain"] / med["fit"], TARGET, figures, note)
 
 

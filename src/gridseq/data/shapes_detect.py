@@ -13,7 +13,7 @@ Classes (13): circle, square, triangle, digit 0, ..., digit 9. Boxes are tight a
 pixels (a digit's box: its pixels of at least a third of full ink), in pixels, (x0, y0, x1, y1) with
 x1, y1 exclusive. `y` is `(N, M, 5)` float32 rows (x0, y0, x1, y1, class), padded with class -1.
 
-Splits (6,000 train / 400 val / 400 test; option `train_items`): each split has its own generator and
+Splits (12,000 train / 400 val / 400 test; option `train_items`): each split has its own generator and
 its own handwriting — train scenes draw digits from the first 70% of scikit-learn's 1,797 images, val
 from the next 10%, test from the last 20% — so val and test digits are written by hands the model never
 saw, and choices made on val reflect that. Val and test scenes are seeded by the name, size and part
@@ -36,7 +36,7 @@ from gridseq.data.shapes_seg import _colour, _shape_mask, _texture, dense_image_
 from gridseq.data.split import Dataset
 
 CLASS_NAMES = ("circle", "square", "triangle", *(f"digit {d}" for d in range(10)))
-SIZES = (6000, 400, 400)
+SIZES = (12000, 400, 400)  # 12,000 training scenes: val mAP@0.5 0.954 vs 0.916 with 6,000
 DEFAULT_SIZE = (64, 64)
 OBJECT = (12.0, 26.0)  # object side in pixels, uniform
 MAX_OVERLAP = 0.3  # the largest box IoU between objects
@@ -198,7 +198,7 @@ def shapes_detect(seed: int, view: str, *, size=DEFAULT_SIZE, train_items: int =
         seed: picks the training scenes (val and test are the same for every seed).
         view: "image".
         size: (H, W), an int for a square, or "HxW". Default: 64x64.
-        train_items: training images (val 400 and test 400 stay). Default: 6000.
+        train_items: training images (val 400 and test 400 stay). Default: 12000.
     Example:
         >>> ds = shapes_detect(0, "image", size="48x80", train_items=50)
         >>> tuple(ds.train.x.shape), tuple(ds.test.y.shape[::2]), ds.info.task

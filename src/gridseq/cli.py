@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                "any fit() argument with --train.KEY=VALUE and any dataset option with --data.KEY=VALUE;\n"
                "values are JSON when they parse (64, 0.1, true, [3,5]) and strings otherwise.\n"
                "Unset flags come from the per-dataset/model defaults table (gridseq/defaults.py).")
-    p.add_argument("dataset", metavar="DATASET", help="a built-in dataset name (see `gridseq datasets`) or a path: image folder, .npz or .csv")
+    p.add_argument("dataset", metavar="DATASET", help="a built-in dataset name (see `gridseq datasets`) or a path: image folder, .npz, .csv, .ts, .txt, .tsv or .json (COCO-style boxes)")
     p.add_argument("--model", required=True, metavar="NAME", help="a registered model (see `gridseq models`)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=_positive_int)

@@ -66,6 +66,7 @@ def _number(cast, ok, expected: str):
 _positive_int = _number(int, lambda v: v >= 1, "a positive int")
 _positive_float = _number(float, lambda v: v > 0, "a positive number")
 _non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+_non_negative_int = _number(int, lambda v: v >= 0, "an int >= 0")
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -143,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--view", choices=("image", "sequence"),
                    help="how to present the data (default: what the model takes; images become row sequences for recurrent models)")
     d.add_argument("--image-size", type=_image_size, metavar="HxW", help="resize images from a folder to HxW")
+    d.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="image folders: decode images on demand in worker processes (--stream) or all up front "
+                        "(--no-stream); default: stream when the decoded images would take over 10%% of available memory or 1 GiB")
+    d.add_argument("--workers", type=_non_negative_int, metavar="N",
+                   help="decoder processes of a streamed dataset (0: decode in the training process; default: the cores, at most 4)")
+    d.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="augment training images (random resized crop, flip, small rotation, colour jitter; seeded by "
+                        "seed, epoch and item); default: on for image folders, off for built-ins")
     d.add_argument("--label-column", metavar="NAME", help="the label column of a CSV file (default: label)")
     d.add_argument("--task", choices=("classify", "lm", "seq2seq", "forecast"),
                    help="what to learn from a file: classify (CSV text+label), lm (plain text), seq2seq (TSV source/target), forecast (CSV series)")

@@ -29,7 +29,7 @@ _logger = logging.getLogger(__name__)
 _MODEL_FLAGS = {"hidden_size": "--hidden-size", "num_layers": "--num-layers", "bidirectional": "--bidirectional", "dropout": "--dropout"}
 # train flags → gridseq.train.fit keyword arguments
 _TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "grad_clip", "patience", "device",
-                "checkpoint_every", "precision")
+                "checkpoint_every", "precision", "augment")
 # fit() arguments the command sets itself, so --train.KEY may not
 _FIT_MANAGED = {"model", "data", "seed", "run_dir", "resume", "progress", "data_spec", "callbacks"}
 _RUN_FILES = ("config.json", "model.safetensors", "metrics.json", "history.jsonl")
@@ -65,7 +65,8 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
     model_kw = _model_settings(args, entry, overrides["model"])
     table = defaults.lookup(args.dataset, entry.name)
     train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
-    options = {k: v for k, v in (("image_size", args.image_size), ("label_column", args.label_column), ("task", args.task)) if v is not None}
+    options = {k: v for k, v in (("image_size", args.image_size), ("label_column", args.label_column), ("task", args.task),
+                                 ("stream", args.stream), ("workers", args.workers)) if v is not None}
     options.update(overrides["data"])
     run_dir = _shared_run_dir(args, entry.name)
 

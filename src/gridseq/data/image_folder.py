@@ -7,6 +7,11 @@
 Pixels are read as value / 255 (16-bit images as value / 65535), so they lie in [0, 1], then
 normalised per channel with the training split's mean and std. Without predefined splits the test
 split is a stratified 20% drawn with a constant seed and val is 10% of the rest drawn with `seed`.
+
+A folder whose decoded images would take a large share of memory streams (see
+`gridseq.data.stream.should_stream`): only the file list and the labels are kept, the images are
+decoded and resized by DataLoader workers as batches need them, and the normalisation statistics come
+from 512 training images.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gridseq._validation import check_int_tuple
 from gridseq.data.build import RawSplit, divide, image_dataset
-from gridseq.data.split import Dataset
-from gridseq.data.splitting import encode_labels
+from gridseq.data.split import Dataset, DatasetInfo
+from gridseq.data.splitting import encode_labels, train_val_test
+from gridseq.data.stream import StreamSplit, sample_for_stats, should_stream
+from gridseq.data.transforms import image_record
 from gridseq.errors import ConfigError, DataError
 
 _logger = logging.getLogger(__name__)
@@ -46,7 +54,7 @@ def _open(path: Path):
 
 
 def read_image(path: Path | str, *, channels: int | None = None, size: tuple[int, int] | None = None,
-               resample: str = "bilinear") -> np.ndarray:
+               resample: str = "bilinear", affine=None) -> np.ndarray:
     """Read one image file as float32 (C, H, W) in [0, 1].
 
     Args:
@@ -54,6 +62,9 @@ def read_image(path: Path | str, *, channels: int | None = None, size: tuple[int
         channels: 1 (grayscale, ITU-R 601 luma) or 3 (RGB). Default: the file's own (1 for grayscale).
         size: (H, W) to resize to, or None to keep the file's size.
         resample: "bilinear" or "box" (area average), Pillow's antialiased resampling.
+        affine: instead of resizing, a function of the file's (W, H) and the output (W, H) returning the coefficients of
+            Pillow's `Image.transform(..., AFFINE)` to `size` (augmentation: crop, flip and rotation
+            in the same resampling). Needs `size`.
     Raises:
         DataError: the file is missing, not an image, or corrupt (the message names it).
     """
@@ -61,14 +72,20 @@ def read_image(path: Path | str, *, channels: int | None = None, size: tuple[int
     path = Path(path)
     with _open(path) as img:
         try:
-            img.load()
             if channels is None:
                 channels = 1 if img.mode in _GRAY_MODES else 3
+            if size is not None and img.format == "JPEG":
+                # a large JPEG is decoded at 1/2, 1/4 or 1/8 scale (never below `size`): most of the decoding is skipped
+                img.draft(img.mode, (size[1], size[0]))
+            img.load()
             if img.mode.startswith("I;16") or img.mode == "I":  # 16-bit grayscale
                 out, peak = img.convert("I"), 65535.0
             else:
                 out, peak = img.convert("L" if channels == 1 else "RGB"), 255.0
-            if size is not None and out.size != (size[1], size[0]):
+            if affine is not None:
+                out = out.transform((size[1], size[0]), Image.Transform.AFFINE, affine(out.size, (size[1], size[0])),
+                                    resample=Image.Resampling.BILINEAR)
+            elif size is not None and out.size != (size[1], size[0]):
                 method = Image.Resampling.BOX if resample == "box" else Image.Resampling.BILINEAR
                 out = out.resize((size[1], size[0]), method)
             a = np.asarray(out, dtype=np.float32) / peak
@@ -143,8 +160,26 @@ def _common_size(sizes: dict[tuple[int, int], Path]) -> tuple[int, int]:
     return next(iter(sizes))
 
 
+class ImageFiles:
+    """Image files read on demand: `files[i]` is file i as float32 (C, H, W) in [0, 1] at `size`."""
+
+    def __init__(self, paths: list[Path], channels: int, size: tuple[int, int]):
+        self.paths, self.channels, self.size = paths, channels, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return read_image(self.paths[i], channels=self.channels, size=self.size)
+
+    def transformed(self, i: int, affine) -> np.ndarray:
+        """File i through an affine transform straight to `size` (see `read_image`'s `affine`)."""
+        return read_image(self.paths[i], channels=self.channels, size=self.size, affine=affine)
+
+
 def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int | tuple[int, int] | None = None,
-                      channels: int | None = None, grayscale: bool | None = None) -> Dataset:
+                      channels: int | None = None, grayscale: bool | None = None, stream: bool | None = None,
+                      workers: int | None = None) -> Dataset:
     """Read an image folder as an image dataset (or, with view="sequence", as sequences of rows).
 
     Args:
@@ -155,6 +190,11 @@ def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int
             every image must then share.
         channels: 1 (grayscale) or 3 (RGB). Default: 1 if every image is grayscale, else 3.
         grayscale: shorthand for channels=1 (True) or channels=3 (False).
+        stream: True decodes images on demand in worker processes, False decodes them all now;
+            None (default) streams when the decoded images would take over 10% of available memory
+            or over 1 GiB.
+        workers: decoder processes of a streamed folder (0: decode in this process). Default: the
+            cores available, at most 4.
     Raises:
         DataError: empty folder, no class sub-folders, a class without images, an unreadable image,
             mixed sizes without image_size, fewer than 2 classes.
@@ -182,6 +222,9 @@ def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int
     _logger.info("reading %d images from %s at %dx%d, %d channel(s)", len(all_paths), root, *size_h_w, channels)
 
     _, class_names = encode_labels(list(class_set))
+    if should_stream(len(all_paths) * channels * size_h_w[0] * size_h_w[1] * 4, stream):
+        return _streamed(str(path), folders, class_names, seed, view, channels, size_h_w, resize=size is not None,
+                         predefined=predefined, workers=workers)
     raw = {}
     for split, files in folders.items():
         paths = [p for c in files for p in files[c]]
@@ -194,3 +237,35 @@ def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int
         parts = divide(raw["all"], seed)
     return image_dataset(str(path), parts, class_names, view, resize=size is not None, resample="bilinear",
                          array_scale=1 / 255, source="image_folder")
+
+
+def _streamed(name: str, folders: dict[str, dict[str, list[Path]]], class_names, seed: int, view: str, channels: int,
+              size: tuple[int, int], *, resize: bool, predefined: bool, workers: int | None) -> Dataset:
+    """The folder as `StreamSplit`s: the same splits `divide` draws in memory, no image decoded but a
+    bounded sample of the training split for the normalisation statistics."""
+    listed = {}
+    for split, files in folders.items():
+        paths = [p for c in files for p in files[c]]
+        labels, _ = encode_labels([c for c in files for _ in files[c]], class_names)
+        listed[split] = (paths, labels)
+    if predefined:
+        paths, labels = listed["train"]
+        index = train_val_test(labels, seed, test_given="test" in listed, val_given="val" in listed)
+        parts = {s: ([paths[i] for i in idx], labels[idx]) for s, idx in index.items()}
+        parts.update({s: listed[s] for s in ("val", "test") if s in listed})
+    else:
+        paths, labels = listed["all"]
+        index = train_val_test(labels, seed)
+        parts = {s: ([paths[i] for i in idx], labels[idx]) for s, idx in index.items()}
+    train_paths = parts["train"][0]
+    sample = np.stack([read_image(train_paths[i], channels=channels, size=size) for i in sample_for_stats(len(train_paths))])
+    record = image_record("image_folder", sample, view, resize=resize, resample="bilinear", array_scale=1 / 255)
+    _logger.info("streaming %d images from %s (statistics from %d training images)",
+                 sum(len(p) for p, _ in parts.values()), name, len(sample))
+    splits = {s: StreamSplit(ImageFiles(p, channels, size), torch.as_tensor(y, dtype=torch.int64), record=record,
+                             workers=workers)
+              for s, (p, y) in parts.items()}
+    c, (h, w) = channels, size
+    info = DatasetInfo(name=name, kind=view, input_shape=(c, h, w) if view == "image" else (h, c * w),
+                       num_classes=len(class_names), class_names=tuple(class_names), preprocessing=record)
+    return Dataset(info, splits["train"], splits["val"], splits["test"])

@@ -1,12 +1,14 @@
 """The data contract between datasets, the trainer and the CLI.
 
-A `Dataset` is three `Split`s plus a `DatasetInfo`. A split keeps its items as pre-collated tensors
+A `Dataset` is three splits plus a `DatasetInfo`. A `Split` keeps its items as pre-collated tensors
 (padded along time when lengths vary), so making a batch is one gather and a trim — the loader adds
-nothing to a training step.
+nothing to a training step. Data too large for memory comes as a `gridseq.data.stream.StreamSplit`
+instead, which answers the same calls (len, y, lengths, batch, loader) and decodes items on demand.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +126,21 @@ class Split:
             return Batch(x, y, None)
         lengths = self.lengths[index]
         return Batch(x[:, : int(lengths.max())], y, lengths)
+
+    def loader(self, batches: Iterable[Tensor], *, epoch: int = 0, seed: int = 0,
+               augment: Callable | None = None) -> Iterator[Batch]:
+        """The batches at `batches` (index tensors, in order), gathered from memory; with `augment` (e.g. an
+        `ImageAugment`), each batch is augmented by its items' (seed, epoch, index) — the same call, and the
+        same batches, as a streamed split's (`gridseq.data.stream.StreamSplit.loader`)."""
+        for index in batches:
+            yield augmented(self.batch(index), index, augment, seed, epoch)
+
+
+def augmented(batch: Batch, index: Tensor, augment: Callable | None, seed: int, epoch: int) -> Batch:
+    """`batch` (the items at `index`) with `augment(x, index, seed=, epoch=)` applied to x, if given."""
+    if augment is None:
+        return batch
+    return Batch(augment(batch.x, index, seed=seed, epoch=epoch), batch.y, batch.lengths)
 
 
 @dataclass

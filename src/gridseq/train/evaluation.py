@@ -105,8 +105,8 @@ def _evaluate(model: nn.Module, split: Split, task: tasks.Task, batch_size: int,
             order = task.eval_order(split, batch_size)
             if shard:
                 order = list(order)[distributed.rank() :: distributed.world_size()]
-            for index in order:
-                batch = split.batch(index).to(device)
+            for batch in split.loader(order):  # a streamed split decodes them in its workers
+                batch = batch.to(device)
                 with precision.autocast(amp, device):
                     output = task.forward(model, batch)
                     loss = task.loss(output, batch)

@@ -70,6 +70,8 @@ def fingerprint(args: dict[str, Any], train_items: int, steps_per_epoch: int, wo
     fp.update(train_items=train_items, steps_per_epoch=steps_per_epoch, world_size=world_size)
     if args["scheduler"] in ("cosine", "onecycle"):
         fp["epochs"] = args["epochs"]
+    if args.get("augment"):  # recorded only when on, so checkpoints written before augmentation existed resume
+        fp["augment"] = True
     return fp
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from gridseq import tasks
 from gridseq._validation import check_choice, check_positive_int
+from gridseq.data.augment import ImageAugment
 from gridseq.data.split import Batch, Dataset, Split
 from gridseq.errors import ConfigError, DataError, GridseqError
 from gridseq.io import model_spec
@@ -84,8 +85,9 @@ def _check_fit_args(a: dict[str, Any]) -> None:
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
         raise ConfigError(f"grad_clip must be None (automatic), 0 (off) or a positive max gradient norm, got {clip!r}.")
     check_choice(a["precision"], "precision", precision.PRECISIONS)
-    if a["channels_last"] not in (None, True, False):
-        raise ConfigError(f"channels_last must be None (automatic), True or False, got {a['channels_last']!r}.")
+    for name in ("channels_last", "augment"):
+        if a[name] not in (None, True, False):
+            raise ConfigError(f"{name} must be None (automatic), True or False, got {a[name]!r}.")
     for name in ("patience", "checkpoint_every"):
         if a[name] is not None:
             check_positive_int(a[name], name)
@@ -125,6 +127,8 @@ class _Trainer:
         self.clip = optim.resolve_grad_clip(model, args["grad_clip"])
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.eval_batch_size = 2 * args["batch_size"]  # no gradients kept, so twice the batch fits
+        self.augment = augmentation(args["augment"], data)
+        args["augment"] = self.augment is not None  # resolved: config.json and the resume check say what ran
 
         main = distributed.is_main()
         self.run = RunDir(args["run_dir"], main=main) if args["run_dir"] is not None else None
@@ -204,11 +208,13 @@ class _Trainer:
         self.model.train()
         started = time.perf_counter() - ts.epoch_seconds
         self.events("on_epoch_start", st)
-        for i, index in enumerate(self.sampler):
-            if i < start_step:  # resuming: these batches were trained before the checkpoint
-                continue
-            t0 = time.perf_counter()
-            batch = self._to_device(self.data.train.batch(index))
+        # resuming: the batches before start_step were trained before the checkpoint; the loader decodes
+        # (and augments, by seed, epoch and item) only the rest
+        batches = iter(self.data.train.loader(list(self.sampler)[start_step:], epoch=epoch, seed=self.args["seed"],
+                                              augment=self.augment))
+        for i in range(start_step, self.steps_per_epoch):
+            t0 = time.perf_counter()  # waiting for the loader counts as step time
+            batch = self._to_device(next(batches))
             with precision.autocast(self.amp, self.device):
                 output = self.task.forward(self.net, batch)
                 loss = self.task.loss(output, batch)
@@ -371,8 +377,24 @@ def _channels_last(asked: bool | None, model: nn.Module, data: Dataset, device: 
     """Whether to train in the channels-last layout (see `fit`'s `channels_last`)."""
     if asked is not None:
         return bool(asked)
-    return (device.type == "cpu" and data.train.x.dim() == 4 and distributed.world_size() == 1
+    return (device.type == "cpu" and data.info.kind == "image" and distributed.world_size() == 1
             and any(isinstance(m, nn.Conv2d) for m in model.modules()))
+
+
+def augmentation(asked: bool | None, data: Dataset) -> ImageAugment | None:
+    """The augmentation policy `fit` applies to training batches (see `fit`'s `augment`), or None."""
+    record = data.info.preprocessing or {}
+    images = data.info.kind == "image" and record.get("layout") == "image" and data.info.task == "classify"
+    if asked is None:
+        asked = images and record.get("source") == "image_folder"
+    if not asked:
+        return None
+    if not images:
+        raise ConfigError(
+            f"augment=True needs images classified from an image view, but dataset {data.info.name!r} is "
+            f"{data.info.kind} data for task {data.info.task!r}; pass augment=False (CLI: --no-augment)."
+        )
+    return ImageAugment.for_record(record)
 
 
 def fit(
@@ -398,6 +420,7 @@ def fit(
     data_spec: dict[str, Any] | None = None,
     precision: str = "fp32",
     channels_last: bool | None = None,
+    augment: bool | None = None,
 ) -> FitResult:
     """Train `model` on `data`, validating every epoch; the model ends with its best weights.
 
@@ -437,6 +460,11 @@ def fit(
             oneDNN's CPU kernels run without reordering (model 4 of docs/PERFORMANCE.md trains 1.3x
             faster). None = on for a model with Conv2d layers on 4D image batches on the CPU in a single
             process; the model is handed back in the default layout. Default: None.
+        augment: augment training images on the fly (`gridseq.data.augment.ImageAugment`: random
+            resized crop, horizontal flip, small rotation, colour jitter), seeded by (seed, epoch,
+            item) so a resumed run sees the same batches; never validation or test. None = on for
+            image folders read from disk (photos), off for the built-ins, whose defaults were chosen
+            without it. Default: None.
 
     Distributed: with a torch.distributed process group running (under torchrun; see
     `gridseq.train.distributed.init_from_env` and docs/scaling.md) the model is wrapped in
@@ -463,7 +491,7 @@ def fit(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
         "scheduler": scheduler, "grad_clip": grad_clip, "patience": patience, "select": select, "seed": seed, "run_dir": run_dir,
         "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress, "precision": precision,
-        "channels_last": channels_last,
+        "channels_last": channels_last, "augment": augment,
     }
     _check_fit_args(args)
     if not isinstance(data, Dataset):

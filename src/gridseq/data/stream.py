@@ -1,0 +1,195 @@
+"""Splits that stream: items decoded on demand, in `DataLoader` worker processes, a batch at a time.
+
+A `StreamSplit` holds what is cheap to know about every item — its label and, for sequences, its length
+(from headers or a one-time index) — and a picklable `source` that decodes item i. The trainer's
+`BatchSampler` still decides the order (a pure function of seed, epoch and rank); `loader(batches)` hands
+those index batches to `workers` processes, each of which decodes, prepares and augments whole batches,
+with `prefetch` batches per worker in flight. Memory is bounded by batch size × workers × prefetch,
+whatever the number of files, and the batches are the same whichever worker made them.
+
+In-memory `Split`s and `StreamSplit`s answer the same calls — `len`, `y`, `lengths`, `batch(index)`,
+`loader(batches, ...)` — so `fit`, `evaluate` and the tasks do not ask which one they have.
+
+    >>> import numpy as np, torch
+    >>> class Squares:  # any object with __len__ and __getitem__ returning one raw item
+    ...     def __len__(self): return 6
+    ...     def __getitem__(self, i): return np.full((1, 2, 2), i / 6, dtype=np.float32)
+    >>> split = StreamSplit(Squares(), torch.tensor([0, 1, 0, 1, 0, 1]), workers=0)
+    >>> [tuple(b.x.shape) for b in split.loader([torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])])]
+    [(3, 1, 2, 2), (3, 1, 2, 2)]
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gridseq._validation import check_positive_int
+from gridseq.data.split import Batch, augmented
+from gridseq.data.transforms import apply_preprocessing, pad_sequences
+from gridseq.errors import ConfigError, DataError, GridseqError
+
+# a source whose decoded float32 items would take more than this share of available memory streams
+STREAM_SHARE = 0.1
+STREAM_MAX_BYTES = 1 << 30  # ... and so does any source over 1 GiB decoded
+STATS_SAMPLE = 512  # normalisation statistics of a streamed split come from this many training items
+
+
+def default_workers() -> int:
+    """Decoder processes when none are asked for: the cores this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (MemAvailable on Linux), or 8 GiB if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def should_stream(decoded_bytes: int, stream: bool | None) -> bool:
+    """`stream` if given; otherwise whether `decoded_bytes` of float32 items would take a large share of
+    memory (over 10% of what is available, or over 1 GiB)."""
+    if stream is not None:
+        if not isinstance(stream, bool):
+            raise ConfigError(f"stream must be True, False or None (automatic), got {stream!r}.")
+        return stream
+    return decoded_bytes > min(STREAM_MAX_BYTES, STREAM_SHARE * available_memory())
+
+
+class StreamSplit:
+    """One split whose items are decoded when a batch needs them.
+
+    Args:
+        source: a picklable object with `len(source)` and `source[i]` -> item i's raw x (a NumPy array
+            or tensor): an image (C, H, W) in [0, 1] or a sequence (T_i, F) before preprocessing.
+        y: (N,) int64 class indices (or (N, ...) targets), known without decoding.
+        record: the preprocessing record applied to every decoded batch (normalisation and view, see
+            `gridseq.data.transforms`); None for items that are ready as they are.
+        lengths: (N,) int64 valid lengths of sequence items, or None.
+        workers: decoder processes for `loader`; 0 decodes in this process. Default: `default_workers()`.
+        prefetch: batches each worker prepares ahead. Default: 2.
+        collate: turns the list of decoded items (and their lengths) into the batch's raw x, e.g. a
+            stack for fixed-size items. Default: stack, or pad along time when `lengths` is given.
+    """
+
+    def __init__(self, source, y: Tensor, *, record: dict[str, Any] | None = None, lengths: Tensor | None = None,
+                 workers: int | None = None, prefetch: int = 2, collate: Callable | None = None):
+        self.source, self.y, self.record, self.lengths = source, torch.as_tensor(y), record, lengths
+        if len(source) != len(self.y) or (lengths is not None and len(lengths) != len(self.y)):
+            raise ValueError(f"StreamSplit: source, y and lengths must have the same length, got {len(source)}, "
+                             f"{len(self.y)}, {None if lengths is None else len(lengths)}")
+        self.workers = default_workers() if workers is None else check_positive_int(workers, "workers", minimum=0)
+        self.prefetch = check_positive_int(prefetch, "prefetch")
+        self.collate = collate
+        self.texts = self.targets = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def x(self) -> Tensor:
+        raise DataError(
+            f"this split streams its {len(self)} items from disk and holds no x tensor; take batches with "
+            f"split.batch(index) or split.loader(batches), or load the dataset with stream=False to keep it in memory."
+        )
+
+    def read(self, index: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Decode and prepare the items at `index`: (x, lengths) as the model sees them."""
+        return self._prepare([self.source[int(i)] for i in index.tolist()], index)
+
+    def _prepare(self, items: list, index: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Decoded raw items -> the batch's (x, lengths): collated, normalised, in the dataset's view."""
+        items = [np.asarray(a, dtype=np.float32) for a in items]
+        lengths = None if self.lengths is None else self.lengths[index]
+        if self.collate is not None:
+            raw = self.collate(items)
+        elif lengths is not None:
+            raw = pad_sequences(items)[0]
+        else:
+            raw = np.stack(items) if items else np.zeros((0,), dtype=np.float32)
+        if self.record is None:
+            return torch.from_numpy(raw), lengths
+        x, _ = apply_preprocessing(raw, None if lengths is None else lengths.numpy(), self.record)
+        return x, lengths
+
+    def augmented_batch(self, index: Tensor, augment: Callable | None, seed: int, epoch: int) -> Batch:
+        """`batch(index)` augmented. A source that can decode through a geometric transform (images:
+        `transformed(i, coefficients)`) crops, flips and rotates while it resizes, in one resampling of
+        the file; any other source is decoded first and then augmented as a batch in memory is."""
+        transformed = getattr(self.source, "transformed", None)
+        if augment is None or transformed is None or not hasattr(augment, "pil_affine"):
+            return augmented(self.batch(index), index, augment, seed, epoch)
+        d = augment.draws(index, seed, epoch)
+        items = [transformed(int(i), functools.partial(augment.pil_affine, d[k])) for k, i in enumerate(index.tolist())]
+        x, lengths = self._prepare(items, index)
+        return Batch(augment.colour(x, d), self.y[index], lengths)
+
+    def batch(self, index: Tensor | slice) -> Batch:
+        """The items at `index` decoded in this process, as `Split.batch` returns them."""
+        if isinstance(index, slice):
+            index = torch.arange(len(self))[index]
+        x, lengths = self.read(torch.as_tensor(index, dtype=torch.int64))
+        return Batch(x, self.y[index], lengths)
+
+    def loader(self, batches: Iterable[Tensor], *, epoch: int = 0, seed: int = 0,
+               augment: Callable | None = None) -> Iterator[Batch]:
+        """The batches at `batches` (index tensors, in order), decoded by the workers; with `augment` (e.g. an
+        `ImageAugment`), each batch is augmented by its items' (seed, epoch, index)."""
+        batches = list(batches)
+        if self.workers == 0 or len(batches) <= 1:
+            return (self.augmented_batch(index, augment, seed, epoch) for index in batches)
+        return _worker_batches(self, batches, augment, seed, epoch)
+
+
+class _Decoder(torch.utils.data.Dataset):
+    """What a worker runs: an index batch in, (x, y, lengths) of the prepared, augmented batch out."""
+
+    def __init__(self, split: StreamSplit, augment, seed: int, epoch: int):
+        self.split, self.augment, self.seed, self.epoch = split, augment, seed, epoch
+
+    def __getitem__(self, index: Tensor):
+        b = self.split.augmented_batch(index, self.augment, self.seed, self.epoch)
+        return b.x, b.y, b.lengths
+
+
+def _worker_batches(split: StreamSplit, batches: list[Tensor], augment, seed: int, epoch: int) -> Iterator[Batch]:
+    loader = torch.utils.data.DataLoader(
+        _Decoder(split, augment, seed, epoch), sampler=batches, batch_size=None,
+        num_workers=min(split.workers, len(batches)), prefetch_factor=split.prefetch,
+    )
+    try:
+        for x, y, lengths in loader:
+            yield Batch(x, y, lengths)
+    except GridseqError as e:  # re-raised from a worker with its traceback as the message: keep the error's own line
+        lines = str(e).strip().splitlines()
+        if "Original Traceback" not in str(e) or not lines:
+            raise
+        raise type(e)(lines[-1].split(": ", 1)[-1]) from None
+    except RuntimeError as e:  # a worker died (killed, out of memory) or raised: one readable line
+        if "DataLoader worker" in str(e):
+            raise DataError(f"a data loading worker failed: {e}. Retry with workers=0 (CLI: --workers 0) "
+                            f"to see the failing item's error in this process.") from e
+        raise
+
+
+def sample_for_stats(n: int, count: int = STATS_SAMPLE) -> np.ndarray:
+    """Up to `count` item indices of n, drawn with a constant seed, sorted (bounded normalisation statistics)."""
+    if n <= count:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=count, replace=False))

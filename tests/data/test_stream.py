@@ -1,0 +1,127 @@
+"""Streamed image folders: the same splits and batches as in memory, decoded by workers, augmented by
+(seed, epoch, item) whatever process does it."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gridseq
+import gridseq.datasets as gd
+from gridseq.data.augment import ImageAugment
+from gridseq.data.stream import StreamSplit, should_stream
+from gridseq.errors import ConfigError, DataError
+
+
+def photo_folder(root, n_per_class=24, size=(20, 24), seed=0):
+    """Two learnable classes of JPEG photos: a bright square or a bright disc on noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: size[0], : size[1]]
+    for c in ("disc", "square"):
+        (root / c).mkdir(parents=True)
+        for i in range(n_per_class):
+            a = rng.integers(0, 90, size=(*size, 3)).astype(np.uint8)
+            cy, cx, r = rng.integers(6, size[0] - 6), rng.integers(6, size[1] - 6), 4
+            inside = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) if c == "disc" else (
+                (abs(yy - cy) <= r) & (abs(xx - cx) <= r))
+            a[inside] = rng.integers(180, 256, size=3)
+            Image.fromarray(a).save(root / c / f"{i}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return photo_folder(tmp_path / "photos")
+
+
+def test_streamed_folder_has_the_in_memory_splits_and_batches(folder):
+    memory = gd.load(folder, seed=3, image_size=(16, 16), stream=False)
+    streamed = gd.load(folder, seed=3, image_size=(16, 16), stream=True, workers=0)
+    assert isinstance(streamed.train, StreamSplit) and not isinstance(memory.train, StreamSplit)
+    assert streamed.info == memory.info  # fewer than 512 training images: the same statistics
+    for name, split in streamed.splits().items():
+        assert torch.equal(split.y, memory.splits()[name].y)
+        index = torch.arange(len(split))
+        assert torch.equal(split.batch(index).x, memory.splits()[name].x)
+
+
+def test_a_streamed_split_holds_no_x_tensor_and_says_how_to_get_batches(folder):
+    split = gd.load(folder, image_size=(16, 16), stream=True).train
+    with pytest.raises(DataError, match=r"streams its \d+ items from disk .* split.batch\(index\)"):
+        split.x
+
+
+def test_workers_decode_the_same_augmented_batches_as_this_process(folder):
+    data = gd.load(folder, image_size=(16, 16), stream=True, workers=0)
+    aug = ImageAugment.for_record(data.info.preprocessing)
+    batches = gd.BatchSampler(len(data.train), 8, seed=1).batches(0)
+    here = list(data.train.loader(batches, epoch=2, seed=5, augment=aug))
+    data.train.workers = 2
+    there = list(data.train.loader(batches, epoch=2, seed=5, augment=aug))
+    assert len(here) == len(there) == len(batches)
+    for a, b, index in zip(here, there, batches):
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, data.train.y[index])
+    plain = [data.train.batch(index) for index in batches]
+    assert not torch.equal(here[0].x, plain[0].x)  # augmented
+    other_epoch = list(data.train.loader(batches[:1], epoch=3, seed=5, augment=aug))
+    assert not torch.equal(other_epoch[0].x, here[0].x)  # a new draw every epoch
+
+
+def test_augmentation_is_a_function_of_seed_epoch_and_item_not_of_the_batch():
+    aug = ImageAugment(mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
+    x = torch.rand(6, 3, 12, 12)
+    whole = aug(x, torch.arange(6), seed=0, epoch=1)
+    reordered = aug(x[[4, 1]], torch.tensor([4, 1]), seed=0, epoch=1)
+    assert torch.allclose(reordered, whole[[4, 1]], atol=1e-6)
+    assert not torch.allclose(aug(x, torch.arange(6), seed=1, epoch=1), whole)
+    # geometry only (no jitter, no rotation, full crop, always flipped): an exact mirror image
+    flip = ImageAugment(mean=(0.5,) * 3, std=(0.2,) * 3, crop_scale=(1, 1), crop_ratio=(1, 1), flip=1.0,
+                        rotation=0, brightness=0, contrast=0, saturation=0)
+    assert torch.allclose(flip(x, torch.arange(6), seed=0, epoch=0), x.flip(3), atol=1e-5)
+
+
+def test_the_file_path_crops_flips_and_rotates_like_the_in_memory_path(folder):
+    data = gd.load(folder, image_size=(16, 16), stream=True, workers=0)
+    aug = ImageAugment.for_record(data.info.preprocessing)
+    index = torch.arange(8)
+    from_files = data.train.augmented_batch(index, aug, seed=0, epoch=0).x
+    in_memory = aug(data.train.batch(index).x, index, seed=0, epoch=0)
+    unaugmented = data.train.batch(index).x
+    # one is resampled from the file, the other from the resized image: close, and far closer than no augmentation
+    assert (from_files - in_memory).abs().mean() < 0.5 * (in_memory - unaugmented).abs().mean()
+
+
+@pytest.mark.parametrize("bad", [dict(crop_scale=(0, 1)), dict(crop_ratio=(2, 1)), dict(flip=1.5),
+                                 dict(mean=(0.5,), std=(1, 1))])
+def test_bad_augmentation_settings_are_config_errors(bad):
+    with pytest.raises(ConfigError):
+        ImageAugment(**{"mean": (0.5,), "std": (1.0,), **bad})
+
+
+def test_automatic_streaming_follows_the_decoded_size():
+    assert not should_stream(100 << 20, None)
+    assert should_stream(2 << 30, None)  # over 1 GiB whatever the memory
+    assert should_stream(1, True) and not should_stream(10 << 30, False)
+    with pytest.raises(ConfigError, match="stream must be True, False or None"):
+        should_stream(1, "yes")
+
+
+def test_a_corrupt_file_in_a_streamed_folder_is_a_data_error_naming_it(folder):
+    split = gd.load(folder, image_size=(16, 16), stream=True, workers=2).test  # test images are not read at load time
+    bad = split.source.paths[1]
+    bad.write_bytes(bad.read_bytes()[:-300])  # truncated: the header reads, the pixels do not
+    with pytest.raises(DataError, match=f"cannot read image .*{bad.name}") as caught:
+        list(split.loader(torch.arange(len(split)).split(4)))
+    assert "\n" not in str(caught.value)  # the worker's own line, not its traceback
+
+
+def test_fit_trains_on_a_streamed_folder_and_augments_it_by_default(folder, tmp_path):
+    torch.manual_seed(0)
+    data = gd.load(folder, image_size=(16, 16), stream=True, workers=2)
+    model = gridseq.models.create_for("cnn", data.info, channels=(8, 16), hidden=16)
+    result = gridseq.fit(model, data, epochs=2, batch_size=8, device="cpu", progress=False, run_dir=tmp_path / "run")
+    assert len(result.history) == 2 and set(result.test) >= {"accuracy", "loss"}
+    config = (tmp_path / "run" / "config.json").read_text()
+    assert '"augment": true' in config
+    with pytest.raises(ConfigError, match="augment=True needs images"):
+        gridseq.fit(model, gd.load(folder, image_size=(16, 16), view="sequence"), epochs=1, augment=True, progress=False)

@@ -15,8 +15,10 @@ never depends on `seed`; the validation split does. See docs/datasets.md for the
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from gridseq.data import catalog
 from gridseq.data.csv_reader import load_csv
 from gridseq.data.detect_io import csv_columns as boxes_csv_columns
 from gridseq.data.detect_io import load_detection_file
+from gridseq.data.from_torch import from_torch
 from gridseq.data.image_folder import load_image_folder
 from gridseq.data.mask_folder import is_mask_folder, load_mask_folder
 from gridseq.data.prepare import prepare_inputs
@@ -41,7 +44,7 @@ from gridseq.data.video_io import is_video_folder, load_video_folder
 from gridseq.errors import ConfigError, DataError
 
 __all__ = [
-    "names", "load", "describe", "prepare_inputs", "BatchSampler", "iterate",
+    "names", "load", "describe", "prepare_inputs", "from_torch", "BatchSampler", "iterate",
     "Dataset", "DatasetInfo", "Split", "Batch",
 ]
 
@@ -72,8 +75,9 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
 
     Args:
         name_or_path: a built-in name (case-insensitive; a built-in wins over a folder of the same name:
-            write ./digits for the folder), or a path to an image folder, a .npz, .csv, .ts, .txt, .tsv or
-            .json file.
+            write ./digits for the folder), a path to an image folder, a .npz, .csv, .ts, .txt, .tsv or
+            .json file, or "module:function" naming a function that returns a Dataset (your own data,
+            e.g. through `from_torch`; the module is imported).
         seed: seeds the validation split; the test split is fixed. Default: 0.
         view: "image" or "sequence" (an image as a sequence of its rows: T = H, F = C·W). Default: the
             data's own kind.
@@ -100,6 +104,10 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
     if isinstance(name_or_path, str):
         # names may hold a "/" (ucr/gunpoint): the catalog is asked first, the file system second
         found = catalog.find(name_or_path)
+        if found is None and _FACTORY.fullmatch(name_or_path) and not os.path.exists(name_or_path):
+            if options:
+                raise ConfigError(f"dataset {name_or_path!r} is built by a function, which takes no options; got {sorted(options)}.")
+            return _from_factory(name_or_path)
         if found is None and not os.path.exists(name_or_path) and (
                 not _looks_like_path(name_or_path) or catalog.is_family_name(name_or_path)):
             catalog.entry(name_or_path)  # raises DataError with did-you-mean and the list
@@ -131,6 +139,29 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
         )
     view = check_view(view, layout, str(path))
     return _call(reader, str(path), options, path, seed, view)
+
+
+_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")  # "package.module:function"
+
+
+def _from_factory(reference: str) -> Dataset:
+    """The Dataset returned by the function `reference` names ("module:function"; e.g. the `name` given to
+    `from_torch`, so `gridseq evaluate` can rebuild a run's data); the module is imported, as `torchrun` would."""
+    module_name, function = reference.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise DataError(f"cannot import {module_name!r} for dataset {reference!r}: {e}. Put it on PYTHONPATH "
+                        f"(the run's data is built by {reference}()).") from e
+    factory = getattr(module, function, None)
+    if not callable(factory):
+        raise DataError(f"{module_name!r} has no function {function!r}; dataset {reference!r} names a function "
+                        f"returning a gridseq Dataset (e.g. through gridseq.datasets.from_torch).")
+    data = factory()
+    if not isinstance(data, Dataset):
+        raise DataError(f"{reference}() returned {type(data).__name__}, expected a gridseq Dataset "
+                        f"(wrap torch datasets with gridseq.datasets.from_torch).")
+    return data
 
 
 def _looks_like_path(text: str) -> bool:

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from gridseq._validation import check_positive_int
 from gridseq.data.split import Batch, augmented
-from gridseq.data.transforms import apply_preprocessing, pad_sequences
+from gridseq.data.transforms import apply_preprocessing, pad_sequences, valid_mask
 from gridseq.errors import ConfigError, DataError, GridseqError
 
 # a source whose decoded float32 items would take more than this share of available memory streams
@@ -120,7 +120,8 @@ class StreamSplit:
         if self.collate is not None:
             raw = self.collate(items)
         elif lengths is not None:
-            raw = pad_sequences(items)[0]
+            raw = pad_sequences(items)[0][:, : int(lengths.max())]  # (B, T, F) to the batch's longest item
+            raw[~valid_mask(raw, lengths.numpy())] = 0.0  # padding is exactly zero, whatever the items held there
         else:
             raw = np.stack(items) if items else np.zeros((0,), dtype=np.float32)
         if self.record is None:

@@ -1,32 +1,15 @@
 """Streamed image folders: the same splits and batches as in memory, decoded by workers, augmented by
 (seed, epoch, item) whatever process does it."""
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from data_helpers import photo_folder
 
 import gridseq
 import gridseq.datasets as gd
 from gridseq.data.augment import ImageAugment
 from gridseq.data.stream import StreamSplit, should_stream
 from gridseq.errors import ConfigError, DataError
-
-
-def photo_folder(root, n_per_class=24, size=(20, 24), seed=0):
-    """Two learnable classes of JPEG photos: a bright square or a bright disc on noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: size[0], : size[1]]
-    for c in ("disc", "square"):
-        (root / c).mkdir(parents=True)
-        for i in range(n_per_class):
-            a = rng.integers(0, 90, size=(*size, 3)).astype(np.uint8)
-            cy, cx, r = rng.integers(6, size[0] - 6), rng.integers(6, size[1] - 6), 4
-            inside = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) if c == "disc" else (
-                (abs(yy - cy) <= r) & (abs(xx - cx) <= r))
-            a[inside] = rng.integers(180, 256, size=3)
-            Image.fromarray(a).save(root / c / f"{i}.jpg", quality=90)
-    return root
 
 
 @pytest.fixture

@@ -106,5 +106,5 @@ def test_fit_trains_on_a_streamed_folder_and_augments_it_by_default(folder, tmp_
     assert len(result.history) == 2 and set(result.test) >= {"accuracy", "loss"}
     config = (tmp_path / "run" / "config.json").read_text()
     assert '"augment": true' in config
-    with pytest.raises(ConfigError, match="augment=True needs images"):
+    with pytest.raises(ConfigError, match="augment=True: gridseq has no augmentation for dataset"):
         gridseq.fit(model, gd.load(folder, image_size=(16, 16), view="sequence"), epochs=1, augment=True, progress=False)

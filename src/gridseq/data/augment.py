@@ -30,6 +30,41 @@ from torch import Tensor
 
 from gridseq.errors import ConfigError
 
+# (policy class, predicate on DatasetInfo) per kind of data, most specific first; `for_record(record)`
+# builds the policy, `default(info)` says whether it is on when fit(augment=None)
+POLICIES: list[tuple[Any, Any]] = []
+
+
+def register(policy_cls, applies, default=lambda info: False):
+    """Make `policy_cls` the augmentation for datasets whose info satisfies `applies(info)`; `default(info)`
+    says whether fit(augment=None) turns it on."""
+    POLICIES.append((policy_cls, applies, default))
+    return policy_cls
+
+
+def augmentation_for(asked: bool | None, info):
+    """The augmentation policy `fit(augment=asked)` applies to a dataset's training batches, or None.
+
+    A policy is called as `policy(x, index, seed=, epoch=)` on a batch's x (or, when it has
+    `augment_batch`, as `policy.augment_batch(batch, index, seed=, epoch=)` to move targets with the inputs).
+
+    Raises:
+        ConfigError: augment=True for data no policy covers.
+    """
+    record = info.preprocessing or {}
+    found = next(((cls, default) for cls, applies, default in POLICIES if applies(info)), None)
+    if asked is None:
+        asked = found is not None and found[1](info)
+    if not asked:
+        return None
+    if found is None:
+        raise ConfigError(
+            f"augment=True: gridseq has no augmentation for dataset {info.name!r} ({info.kind} data, task "
+            f"{info.task!r}, view {record.get('view')!r}); it augments images classified from an image view. "
+            f"Pass augment=False (CLI: --no-augment)."
+        )
+    return found[0].for_record(record)
+
 
 @dataclass(frozen=True)
 class ImageAugment:
@@ -143,3 +178,12 @@ class ImageAugment:
             return x
         d = self.draws(items, seed, epoch)
         return self.colour(self.geometry(x, d), d)
+
+
+def _classified_images(info) -> bool:
+    record = info.preprocessing or {}
+    return info.kind == "image" and record.get("layout") == "image" and info.task == "classify"
+
+
+# on by default for photos in a folder; the built-ins' documented defaults were chosen without augmentation
+register(ImageAugment, _classified_images, default=lambda info: (info.preprocessing or {}).get("source") == "image_folder")

@@ -137,9 +137,12 @@ class Split:
 
 
 def augmented(batch: Batch, index: Tensor, augment: Callable | None, seed: int, epoch: int) -> Batch:
-    """`batch` (the items at `index`) with `augment(x, index, seed=, epoch=)` applied to x, if given."""
+    """`batch` (the items at `index`) with `augment(x, index, seed=, epoch=)` applied to x, if given (or, for a
+    policy that moves targets with the inputs, `augment.augment_batch(batch, index, seed=, epoch=)`)."""
     if augment is None:
         return batch
+    if hasattr(augment, "augment_batch"):
+        return augment.augment_batch(batch, index, seed=seed, epoch=epoch)
     return Batch(augment(batch.x, index, seed=seed, epoch=epoch), batch.y, batch.lengths)
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from gridseq import tasks
 from gridseq._validation import check_choice, check_positive_int
-from gridseq.data.augment import ImageAugment
+from gridseq.data.augment import augmentation_for
 from gridseq.data.split import Batch, Dataset, Split
 from gridseq.errors import ConfigError, DataError, GridseqError
 from gridseq.io import model_spec
@@ -127,7 +127,7 @@ class _Trainer:
         self.clip = optim.resolve_grad_clip(model, args["grad_clip"])
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.eval_batch_size = 2 * args["batch_size"]  # no gradients kept, so twice the batch fits
-        self.augment = augmentation(args["augment"], data)
+        self.augment = augmentation_for(args["augment"], data.info)
         args["augment"] = self.augment is not None  # resolved: config.json and the resume check say what ran
 
         main = distributed.is_main()
@@ -381,22 +381,6 @@ def _channels_last(asked: bool | None, model: nn.Module, data: Dataset, device: 
             and any(isinstance(m, nn.Conv2d) for m in model.modules()))
 
 
-def augmentation(asked: bool | None, data: Dataset) -> ImageAugment | None:
-    """The augmentation policy `fit` applies to training batches (see `fit`'s `augment`), or None."""
-    record = data.info.preprocessing or {}
-    images = data.info.kind == "image" and record.get("layout") == "image" and data.info.task == "classify"
-    if asked is None:
-        asked = images and record.get("source") == "image_folder"
-    if not asked:
-        return None
-    if not images:
-        raise ConfigError(
-            f"augment=True needs images classified from an image view, but dataset {data.info.name!r} is "
-            f"{data.info.kind} data for task {data.info.task!r}; pass augment=False (CLI: --no-augment)."
-        )
-    return ImageAugment.for_record(record)
-
-
 def fit(
     model: nn.Module,
     data: Dataset,
@@ -460,11 +444,11 @@ def fit(
             oneDNN's CPU kernels run without reordering (model 4 of docs/PERFORMANCE.md trains 1.3x
             faster). None = on for a model with Conv2d layers on 4D image batches on the CPU in a single
             process; the model is handed back in the default layout. Default: None.
-        augment: augment training images on the fly (`gridseq.data.augment.ImageAugment`: random
-            resized crop, horizontal flip, small rotation, colour jitter), seeded by (seed, epoch,
-            item) so a resumed run sees the same batches; never validation or test. None = on for
-            image folders read from disk (photos), off for the built-ins, whose defaults were chosen
-            without it. Default: None.
+        augment: augment training batches on the fly (`gridseq.data.augment.augmentation_for`: for
+            images random resized crop, horizontal flip, small rotation, colour jitter), seeded by
+            (seed, epoch, item) so a resumed run sees the same batches; never validation or test.
+            None = on for data read from your files (photo folders), off for the built-ins, whose
+            defaults were chosen without it. Default: None.
 
     Distributed: with a torch.distributed process group running (under torchrun; see
     `gridseq.train.distributed.init_from_env` and docs/scaling.md) the model is wrapped in

@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--no-stream); default: stream when the decoded images would take over 10%% of available memory or 1 GiB")
     d.add_argument("--workers", type=_non_negative_int, metavar="N",
                    help="decoder processes of a streamed dataset (0: decode in the training process; default: the cores, at most 4)")
+    d.add_argument("--cache", metavar="DIR",
+                   help="image folders: keep the decoded, resized images in DIR after their first read (streams the folder)")
     d.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="augment training images (random resized crop, flip, small rotation, colour jitter; seeded by "
                         "seed, epoch and item); default: on for image folders, off for built-ins")

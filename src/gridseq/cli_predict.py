@@ -18,7 +18,7 @@ def _image_items(args, config: dict, info) -> list[tuple]:
 
     if args.split:
         split = _reload_data(config, args.run_dir)[0].splits()[args.split]
-        return [(f"{args.split}[{i}]", split.x[i: i + 1], split.y[i]) for i in range(len(split))]
+        return [(f"{args.split}[{i}]", split.batch(slice(i, i + 1)).x, split.y[i]) for i in range(len(split))]
     return [(path, prepare_segment_image(path, info, invert=args.invert), None) for path in args.inputs]
 
 

@@ -21,6 +21,7 @@ import torch
 from gridseq import defaults
 from gridseq.cli import EXIT_OK, console, print_json
 from gridseq.cli_overrides import resolve
+from gridseq.data.stream import StreamSplit
 from gridseq.errors import CheckpointError, ConfigError, DataError
 
 _logger = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
     table = defaults.lookup(args.dataset, entry.name)
     train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
     options = {k: v for k, v in (("image_size", args.image_size), ("label_column", args.label_column), ("task", args.task),
-                                 ("stream", args.stream), ("workers", args.workers)) if v is not None}
+                                 ("stream", args.stream), ("workers", args.workers), ("cache", args.cache))
+               if v is not None}
     options.update(overrides["data"])
     run_dir = _shared_run_dir(args, entry.name)
 
@@ -145,7 +147,8 @@ def cmd_predict(args) -> int:
     if args.split:
         data, info = _reload_data(config, args.run_dir)
         split = data.splits()[args.split]
-        batches = [(args.split, split.batch(slice(i, i + args.batch_size))) for i in range(0, len(split), args.batch_size)]
+        # one batch at a time: a streamed split is decoded as it is predicted
+        batches = ((args.split, split.batch(slice(i, i + args.batch_size))) for i in range(0, len(split), args.batch_size))
         targets = split.y.tolist()
     else:
         info = _run_info(config, args.run_dir)
@@ -331,7 +334,10 @@ def _renormalize(data, info):
 
     (m1, s1), (m0, s0) = stats(new), stats(run)
     for split in data.splits().values():
-        split.x = (split.x * s1 + m1 - m0) / s0  # raw pixels, then the run's z-score
+        if isinstance(split, StreamSplit):  # prepared batch by batch: prepare them with the run's statistics
+            split.record = {**split.record, "normalize": run}
+        else:
+            split.x = (split.x * s1 + m1 - m0) / s0  # raw pixels, then the run's z-score
     return data
 
 

@@ -1,6 +1,8 @@
 """Streamed image folders: the same splits and batches as in memory, decoded by workers, augmented by
 (seed, epoch, item) whatever process does it."""
 
+import json
+
 import pytest
 import torch
 from data_helpers import photo_folder
@@ -108,3 +110,49 @@ def test_fit_trains_on_a_streamed_folder_and_augments_it_by_default(folder, tmp_
     assert '"augment": true' in config
     with pytest.raises(ConfigError, match="augment=True: gridseq has no augmentation for dataset"):
         gridseq.fit(model, gd.load(folder, image_size=(16, 16), view="sequence"), epochs=1, augment=True, progress=False)
+
+
+def test_the_cache_keeps_decoded_images_and_is_never_stale(folder, tmp_path, monkeypatch):
+    from gridseq.data import image_folder
+
+    cache = tmp_path / "cache"
+    data = gd.load(folder, image_size=(16, 16), cache=cache, workers=0)
+    assert isinstance(data.train, StreamSplit)  # a cache streams the folder
+    index = torch.arange(len(data.train))
+    first = data.train.batch(index).x
+    reads = []
+    monkeypatch.setattr(image_folder, "read_image", lambda *a, **k: reads.append(a) or 1 / 0)
+    assert torch.equal(data.train.batch(index).x, first) and not reads  # bytes, no decoding
+    monkeypatch.undo()
+    # the cached images are the decoded ones to 8 bits
+    plain = gd.load(folder, image_size=(16, 16), stream=True, workers=0).train.batch(index).x
+    std = torch.tensor(data.info.preprocessing["normalize"]["std"]).view(1, -1, 1, 1)
+    assert ((first - plain).abs() * std).max() <= 0.5 / 255 + 1e-6
+    # a changed file changes the key: a new cache entry, not the old bytes
+    before = {p.name for p in cache.iterdir()}
+    victim = data.train.source.source.paths[0]
+    victim.write_bytes(victim.read_bytes())  # same bytes, new mtime
+    gd.load(folder, image_size=(16, 16), cache=cache, workers=0)
+    assert {p.name for p in cache.iterdir()} - before
+    with pytest.raises(ConfigError, match="does nothing with stream=False"):
+        gd.load(folder, image_size=(16, 16), cache=cache, stream=False)
+
+
+def test_the_cli_trains_evaluates_and_predicts_on_a_streamed_folder(folder, tmp_path, capsys):
+    from gridseq import cli
+
+    run = tmp_path / "run"
+    args = ["train", str(folder), "--model", "cnn", "--epochs", "1", "--image-size", "16x16", "--stream",
+            "--workers", "2", "--no-augment", "--model.channels=[8]", "--run-dir", str(run), "--no-progress"]
+    assert cli.main(args) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["options"] == {"image_size": [16, 16], "stream": True, "workers": 2}
+    assert config["train"]["augment"] is False
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
+    assert cli.main(["predict", str(run), "--split", "test", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 10 and {r["target"] for r in records} == {"disc", "square"}
+    assert cli.main(["train", str(folder), "--model", "cnn", "--workers", "-1"]) == 2
+    assert "expected an int >= 0" in capsys.readouterr().err

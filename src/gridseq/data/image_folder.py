@@ -16,7 +16,9 @@ from 512 training images.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ from gridseq._validation import check_int_tuple
 from gridseq.data.build import RawSplit, divide, image_dataset
 from gridseq.data.split import Dataset, DatasetInfo
 from gridseq.data.splitting import encode_labels, train_val_test
-from gridseq.data.stream import StreamSplit, sample_for_stats, should_stream
+from gridseq.data.stream import CachedItems, StreamSplit, sample_for_stats, should_stream
 from gridseq.data.transforms import image_record
 from gridseq.errors import ConfigError, DataError
 
@@ -179,7 +181,7 @@ class ImageFiles:
 
 def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int | tuple[int, int] | None = None,
                       channels: int | None = None, grayscale: bool | None = None, stream: bool | None = None,
-                      workers: int | None = None) -> Dataset:
+                      workers: int | None = None, cache: str | os.PathLike | None = None) -> Dataset:
     """Read an image folder as an image dataset (or, with view="sequence", as sequences of rows).
 
     Args:
@@ -195,6 +197,9 @@ def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int
             or over 1 GiB.
         workers: decoder processes of a streamed folder (0: decode in this process). Default: the
             cores available, at most 4.
+        cache: a folder where a streamed folder keeps its decoded, resized images (8 bits per value) after
+            their first read, so later epochs and later runs read bytes instead of decoding files; the
+            geometric augmentation then works from the cached size. Default: None (no cache).
     Raises:
         DataError: empty folder, no class sub-folders, a class without images, an unreadable image,
             mixed sizes without image_size, fewer than 2 classes.
@@ -222,9 +227,12 @@ def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int
     _logger.info("reading %d images from %s at %dx%d, %d channel(s)", len(all_paths), root, *size_h_w, channels)
 
     _, class_names = encode_labels(list(class_set))
-    if should_stream(len(all_paths) * channels * size_h_w[0] * size_h_w[1] * 4, stream):
+    if cache is not None and stream is False:
+        raise ConfigError("cache= keeps decoded images of a streamed folder; it does nothing with stream=False. "
+                          "Drop one of them.")
+    if should_stream(len(all_paths) * channels * size_h_w[0] * size_h_w[1] * 4, True if cache is not None else stream):
         return _streamed(str(path), folders, class_names, seed, view, channels, size_h_w, resize=size is not None,
-                         predefined=predefined, workers=workers)
+                         predefined=predefined, workers=workers, cache=cache)
     raw = {}
     for split, files in folders.items():
         paths = [p for c in files for p in files[c]]
@@ -240,7 +248,7 @@ def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int
 
 
 def _streamed(name: str, folders: dict[str, dict[str, list[Path]]], class_names, seed: int, view: str, channels: int,
-              size: tuple[int, int], *, resize: bool, predefined: bool, workers: int | None) -> Dataset:
+              size: tuple[int, int], *, resize: bool, predefined: bool, workers: int | None, cache) -> Dataset:
     """The folder as `StreamSplit`s: the same splits `divide` draws in memory, no image decoded but a
     bounded sample of the training split for the normalisation statistics."""
     listed = {}
@@ -262,10 +270,23 @@ def _streamed(name: str, folders: dict[str, dict[str, list[Path]]], class_names,
     record = image_record("image_folder", sample, view, resize=resize, resample="bilinear", array_scale=1 / 255)
     _logger.info("streaming %d images from %s (statistics from %d training images)",
                  sum(len(p) for p, _ in parts.values()), name, len(sample))
-    splits = {s: StreamSplit(ImageFiles(p, channels, size), torch.as_tensor(y, dtype=torch.int64), record=record,
-                             workers=workers)
-              for s, (p, y) in parts.items()}
+    splits = {}
+    for s, (p, y) in parts.items():
+        source = ImageFiles(p, channels, size)
+        if cache is not None:
+            source = CachedItems(source, cache, f"{s}-{_cache_key(p, channels, size)}", (channels, *size))
+        splits[s] = StreamSplit(source, torch.as_tensor(y, dtype=torch.int64), record=record, workers=workers)
     c, (h, w) = channels, size
     info = DatasetInfo(name=name, kind=view, input_shape=(c, h, w) if view == "image" else (h, c * w),
                        num_classes=len(class_names), class_names=tuple(class_names), preprocessing=record)
     return Dataset(info, splits["train"], splits["val"], splits["test"])
+
+
+def _cache_key(paths: list[Path], channels: int, size: tuple[int, int]) -> str:
+    """A name for the cached decoded images of `paths`: it changes when a file, its size or mtime, or the
+    decoding settings change, so a stale cache is never read."""
+    h = hashlib.sha256(f"{channels}:{size}".encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]

@@ -194,3 +194,63 @@ def sample_for_stats(n: int, count: int = STATS_SAMPLE) -> np.ndarray:
     if n <= count:
         return np.arange(n)
     return np.sort(np.random.default_rng(0).choice(n, size=count, replace=False))
+
+
+class CachedItems:
+    """A source's items kept as uint8 in one flat file once decoded, so later epochs read bytes instead of
+    decoding files again.
+
+    Item i lives at offset i × C·H·W of `<folder>/<key>.u8`; byte i of `<key>.done` says whether it has been
+    written. Files are read and written with pread/pwrite, not memory-mapped, so the cache costs page cache
+    (which the kernel reclaims) rather than process memory; workers write disjoint items. Items are
+    quantised to 8 bits on their first read too, so every epoch sees the same values.
+
+    Args:
+        source: items (C, H, W) float32 in [0, 1] of one `shape`.
+        folder: the cache folder (created).
+        key: names the files; derive it from everything that changes the decoded items (files, size, channels).
+        shape: (C, H, W) of every item.
+    """
+
+    def __init__(self, source, folder, key: str, shape: tuple[int, ...]):
+        self.source, self.shape = source, tuple(shape)
+        self.item_bytes = int(np.prod(self.shape))
+        folder = os.fspath(folder)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            self.data_path, self.done_path = os.path.join(folder, f"{key}.u8"), os.path.join(folder, f"{key}.done")
+            for path, size in ((self.data_path, self.item_bytes * len(source)), (self.done_path, len(source))):
+                if not os.path.exists(path) or os.path.getsize(path) != size:
+                    with open(path, "wb") as f:
+                        f.truncate(size)  # sparse: nothing is written until an item is decoded
+        except OSError as e:
+            raise DataError(f"cannot create the decoded-image cache in {folder}: {e.strerror or e}. Pass a writable "
+                            f"folder as cache= (CLI: --cache DIR), or no cache.") from e
+        self._fds: tuple[int, int] | None = None
+        self._pid = None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_fds": None, "_pid": None}
+
+    def _files(self) -> tuple[int, int]:
+        if self._fds is None or self._pid != os.getpid():  # each process opens its own descriptors
+            self._fds = (os.open(self.data_path, os.O_RDWR), os.open(self.done_path, os.O_RDWR))
+            self._pid = os.getpid()
+        return self._fds
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        data, done = self._files()
+        if os.pread(done, 1, i) == b"\x01":
+            raw = np.frombuffer(os.pread(data, self.item_bytes, i * self.item_bytes), dtype=np.uint8)
+        else:
+            raw = np.round(np.asarray(self.source[i], dtype=np.float32) * 255).astype(np.uint8).ravel()
+            try:
+                os.pwrite(data, raw.tobytes(), i * self.item_bytes)
+                os.pwrite(done, b"\x01", i)  # after the bytes: a crash in between leaves the item undone
+            except OSError as e:
+                raise DataError(f"cannot write the decoded-image cache {self.data_path}: {e.strerror or e}. Free space "
+                                f"or pass another cache folder.") from e
+        return raw.reshape(self.shape).astype(np.float32) / 255.0

@@ -156,3 +156,17 @@ def test_the_cli_trains_evaluates_and_predicts_on_a_streamed_folder(folder, tmp_
     assert len(records) == 10 and {r["target"] for r in records} == {"disc", "square"}
     assert cli.main(["train", str(folder), "--model", "cnn", "--workers", "-1"]) == 2
     assert "expected an int >= 0" in capsys.readouterr().err
+
+
+def test_a_worker_decoding_and_augmenting_batches_does_not_grow(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    folder = photo_folder(tmp_path / "big", n_per_class=48, size=(96, 96))
+    data = gd.load(folder, image_size=(64, 64), stream=True, workers=1)
+    aug = ImageAugment.for_record(data.info.preprocessing)
+    batches = list(torch.arange(len(data.train)).split(32)) * 8  # 24 batches of 32 (1.5 MB each)
+    me, uss = psutil.Process(), []
+    for k, _ in enumerate(data.train.loader(batches, augment=aug)):
+        if k in (4, len(batches) - 1):
+            uss.append(sum(w.memory_full_info().uss for w in me.children()))
+    # before the fixed mmap threshold, the heap grew by about one batch per batch (~30 MB here)
+    assert uss[1] - uss[0] < 8 << 20

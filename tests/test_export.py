@@ -18,6 +18,9 @@ FAST = {
     "lstm-bi-2x": ("lstm", dict(input_size=3, num_classes=4, hidden_size=8, num_layers=2, bidirectional=True)),
     "gru-tagger-tokens": ("gru", dict(vocab_size=30, num_classes=5, hidden_size=8, per_step=True)),
     "cnn-image": ("cnn", dict(input_shape=(1, 8, 8), num_classes=10, channels=(8, 16))),
+    # zero_init_last=False: the residual branches must count in the comparison, not start at zero
+    "resnet": ("resnet", dict(input_shape=(3, 24, 20), num_classes=5, channels=(8, 16, 16), zero_init_last=False)),
+    "cnn-image-pooled": ("cnn", dict(input_shape=(3, 64, 48), num_classes=4, channels=(8, 16), global_pool="max")),
     "fcn-2d-unet": ("fcn", dict(in_channels=3, num_classes=4, dims=2, channels=(8, 16, 16))),
     "crnn-video": ("crnn", dict(input_shape=(1, 12, 12), num_classes=6, channels=(4, 8), hidden_size=8)),
 }
@@ -27,6 +30,7 @@ SLOW = {
     "lstm-tagger": ("lstm", dict(input_size=3, num_classes=4, hidden_size=8, per_step=True, num_layers=2)),
     "cnn-sequence": ("cnn", dict(input_shape=(20, 2), num_classes=3, channels=(8,))),
     "mlp-image": ("mlp", dict(input_shape=(1, 8, 8), num_classes=10)),
+    "resnet18-tiny": ("resnet18", dict(input_shape=(1, 8, 8), num_classes=3, channels=(4, 8, 8, 8), zero_init_last=False)),
     "fcn-2d-skip-interp": ("fcn", dict(in_channels=3, num_classes=4, dims=2, variant="skip", upsample="interp", channels=(8, 16, 16))),
     "fcn-2d-pool": ("fcn", dict(in_channels=1, num_classes=4, dims=2, head="pool", channels=(8, 16))),
     "fcn-1d": ("fcn", dict(in_channels=2, num_classes=3, dims=1, channels=(8, 8))),

@@ -9,6 +9,7 @@ What exports, with which dynamic dimensions (B batch, T time, H×W image size):
 
     family                    inputs                                   dynamic
     cnn, mlp (images)         x (B, C, H, W)                           B
+    resnet (resnet18, 34)     x (B, C, H, W)                           B
     cnn, mlp (sequences)      x (B, T, F), lengths (B,)                B (T is the model's fixed length)
     fcn dims=2                x (B, C, H, W)                           B, H, W (H, W >= min_side)
     fcn dims=1, resnet1d      x (B, T, F), lengths (B,)                B, T
@@ -242,6 +243,7 @@ def _spec(model: nn.Module) -> _Spec:
     from gridseq.models.fcn import FCN
     from gridseq.models.lstm_fcn import LSTMFCN
     from gridseq.models.mlp import MLP
+    from gridseq.models.resnet import ResNet
     from gridseq.models.resnet1d import ResNet1d
     from gridseq.models.rnn import RNNModel
     from gridseq.models.seq2seq import Seq2Seq
@@ -260,7 +262,7 @@ def _spec(model: nn.Module) -> _Spec:
         if c.vocab_size is not None:
             return _Spec(("B", "T"), vocab_size=c.vocab_size, lengths=True)
         return _Spec(("B", "T", c.input_size), lengths=True)
-    if isinstance(model, (CNN, MLP)):
+    if isinstance(model, (CNN, MLP, ResNet)):
         if len(c.input_shape) == 3:
             return _Spec(("B", *c.input_shape))
         steps, features = c.input_shape
@@ -281,8 +283,8 @@ def _spec(model: nn.Module) -> _Spec:
                          notes=(f"the time axis is fixed at T={c.series_length} (series_length, dimension shuffle): pad "
                                 f"shorter series and pass their lengths",))
         return _Spec(("B", "T", c.input_size), lengths=True)
-    raise ConfigError(f"{name} ({type(model).__name__}) does not export yet; exportable families: cnn, mlp, fcn, resnet1d, "
-                      f"rnn, lstm, gru, tcn, lstm-fcn, crnn, frame-cnn.")
+    raise ConfigError(f"{name} ({type(model).__name__}) does not export yet; exportable families: cnn, mlp, resnet, fcn, "
+                      f"resnet1d, rnn, lstm, gru, tcn, lstm-fcn, crnn, frame-cnn.")
 
 
 def _min_side(model: nn.Module) -> int:

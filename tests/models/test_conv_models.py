@@ -85,6 +85,54 @@ def test_cnn_without_hidden_layer_or_batch_norm():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
 
 
+def test_cnn_pools_globally_instead_of_a_huge_linear_on_large_images():
+    model = create("cnn", input_shape=(3, 224, 224), num_classes=10)
+    # before: a 64 x 56 x 56 = 200,704 x 128 Linear, 25.7M parameters
+    assert model.config.global_pool == "avg" and model.head_features == 64
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    x = torch.randn(2, 3, 224, 224)
+    assert model(x).shape == (2, 10)
+    features = model.forward_features(x)  # still the whole flattened map: what crnn and captioner read
+    assert features.shape == (2, 64 * 56 * 56) == (2, model.num_features)
+    model.eval()
+    pooled = features.view(2, 64, -1).mean(dim=2)
+    torch.testing.assert_close(model.forward_head(features), model.head(pooled))
+
+
+@pytest.mark.parametrize("input_shape,count", [
+    ((1, 28, 28), 421_738),  # 64 x 7 x 7 = 3,136 flattened, as before global pooling existed
+    ((1, 8, 8), 53_098),
+    ((3, 32, 32), 545_194),  # 64 x 8 x 8 = 4,096: the largest map still flattened
+    ((784, 1), 1_613_482),  # sequences are never pooled automatically (64 x 196 = 12,544)
+])
+def test_cnn_keeps_flattening_small_maps_and_sequences(input_shape, count):
+    model = create("cnn", input_shape=input_shape, num_classes=10)
+    assert model.config.global_pool == "none" and model.head_features == model.num_features
+    assert sum(p.numel() for p in model.parameters()) == count
+
+
+def test_cnn_global_pool_can_be_chosen():
+    x = torch.randn(3, 1, 28, 28)
+    model = create("cnn", input_shape=(1, 28, 28), num_classes=4, global_pool="max").eval()
+    assert model.head[1].in_features == 64
+    maps = model.features(x)  # (B, 64, 7, 7)
+    torch.testing.assert_close(model(x), model.head(maps.amax(dim=(2, 3))))
+    flat = create("cnn", input_shape=(3, 224, 224), num_classes=4, global_pool="none", hidden=0)
+    assert flat.head[1].in_features == 64 * 56 * 56
+    seq = create("cnn", input_shape=(40, 3), num_classes=4, global_pool="avg")
+    assert seq.head_features == 64 and seq(torch.randn(2, 40, 3)).shape == (2, 4)
+    with pytest.raises(ConfigError, match="Did you mean 'avg'"):
+        create("cnn", input_shape=(1, 28, 28), num_classes=4, global_pool="average")
+
+
+def test_cnn_docstring_examples_run():
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module("gridseq.models.cnn"))
+    assert result.attempted > 0 and result.failed == 0
+
+
 # --- FCN, dims=2 -----------------------------------------------------------------------------
 
 @settings(max_examples=25, deadline=None)

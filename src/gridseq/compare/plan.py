@@ -45,6 +45,7 @@ class ModelSpec:
 
 
 _FAMILY = {"mlp": "baseline", "cnn": "convolutional", "fcn": "convolutional", "tcn": "convolutional",
+           "resnet": "convolutional", "resnet18": "convolutional", "resnet34": "convolutional",
            "resnet1d": "convolutional", "rnn": "recurrent", "lstm": "recurrent", "gru": "recurrent",
            "lstm-fcn": "hybrid"}
 

@@ -60,8 +60,8 @@ def augmentation_for(asked: bool | None, info):
     if found is None:
         raise ConfigError(
             f"augment=True: gridseq has no augmentation for dataset {info.name!r} ({info.kind} data, task "
-            f"{info.task!r}, view {record.get('view')!r}); it augments images classified from an image view. "
-            f"Pass augment=False (CLI: --no-augment)."
+            f"{info.task!r}, view {record.get('view')!r}); it augments images classified from an image view, and "
+            f"images with their segmentation masks or detection boxes. Pass augment=False (CLI: --no-augment)."
         )
     return found[0].for_record(record)
 
@@ -187,3 +187,6 @@ def _classified_images(info) -> bool:
 
 # on by default for photos in a folder; the built-ins' documented defaults were chosen without augmentation
 register(ImageAugment, _classified_images, default=lambda info: (info.preprocessing or {}).get("source") == "image_folder")
+
+# the policies that move targets with the images (segmentation masks, detection boxes) register themselves there
+from gridseq.data import augment_dense as _augment_dense  # noqa: E402,F401

@@ -24,6 +24,11 @@ from the rest with the run's seed.
 
 Image files are named relative to `images` (default: the annotation file's folder). Every image is
 resized to `size` (default: the first image's size) with its boxes scaled along, so the splits stack.
+
+When the decoded images would take a large share of memory (`gridseq.data.stream.should_stream`; or
+with `stream=True`) the images stream: the boxes (scaled with each image's size from its header) stay
+in memory, and DataLoader workers decode each batch's images when it is needed. The splits are the same
+as in memory; the normalisation statistics come from up to 512 training images.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from gridseq.data.image_folder import read_image
+from gridseq.data.image_folder import ImageFiles, _open, read_image
 from gridseq.data.shapes_detect import detect_dataset
 from gridseq.data.shapes_seg import parse_size
 from gridseq.data.split import Dataset
 from gridseq.data.splitting import TEST_FRACTION, TEST_SEED, VAL_FRACTION, split_sizes
+from gridseq.data.stream import should_stream
 from gridseq.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -66,15 +73,17 @@ def csv_columns(path: str | os.PathLike) -> dict[str, str] | None:
 
 
 def load_detection_file(path: Path, seed: int, view: str, *, images=None, size=None, channels: int = 3,
-                        val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION) -> Dataset:
+                        val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION,
+                        stream: bool | None = None, workers: int | None = None) -> Dataset:
     """`datasets.load` for a COCO-style `.json` or a boxes `.csv` (see the module docstring)."""
     reader = load_coco if Path(path).suffix.lower() == ".json" else load_boxes_csv
     return reader(path, images, size=size, channels=channels, seed=seed, val_fraction=val_fraction,
-                  test_fraction=test_fraction)
+                  test_fraction=test_fraction, stream=stream, workers=workers)
 
 
 def load_coco(annotations, images=None, *, size=None, channels: int = 3, seed: int = 0,
-              val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION) -> Dataset:
+              val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION,
+              stream: bool | None = None, workers: int | None = None) -> Dataset:
     """A `detect` Dataset from a COCO-style JSON of boxes and its image files.
 
     Args:
@@ -84,6 +93,10 @@ def load_coco(annotations, images=None, *, size=None, channels: int = 3, seed: i
         channels: 3 (RGB) or 1 (grayscale). Default: 3.
         seed: which images go to val (test is drawn with a constant seed).
         val_fraction, test_fraction: shares of the images held out (val: of those left after test).
+        stream: True decodes images on demand in worker processes, False decodes them all now; None
+            (default) streams when they would take over 10% of available memory or over 1 GiB.
+        workers: decoder processes of streamed images (0: decode in this process). Default: the cores
+            available, at most 4.
     Raises:
         DataError: a missing file or key, an unknown category or image id, or an empty box.
     Example:
@@ -115,11 +128,13 @@ def load_coco(annotations, images=None, *, size=None, channels: int = 3, seed: i
         rows[files[a["image_id"]]].append([x, y, x + bw, y + bh, index[a["category_id"]]])
     names = [str(c.get("name", c["id"])) for c in cats]
     return _dataset(path, images, rows, names, None, size=size, channels=channels, seed=seed,
-                    val_fraction=val_fraction, test_fraction=test_fraction, source="coco")
+                    val_fraction=val_fraction, test_fraction=test_fraction, source="coco", stream=stream,
+                    workers=workers)
 
 
 def load_boxes_csv(path, images=None, *, size=None, channels: int = 3, seed: int = 0,
-                   val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION) -> Dataset:
+                   val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION,
+                   stream: bool | None = None, workers: int | None = None) -> Dataset:
     """A `detect` Dataset from a CSV with one row per box (see the module docstring).
 
     Args and Raises: as `load_coco`; a missing column, a non-number coordinate, an empty box or a bad
@@ -168,7 +183,8 @@ def load_boxes_csv(path, images=None, *, size=None, channels: int = 3, seed: int
         for r in boxes:
             r[4] = index[str(r[4])]
     return _dataset(path, images, rows, names, splits or None, size=size, channels=channels, seed=seed,
-                    val_fraction=val_fraction, test_fraction=test_fraction, source="boxes-csv")
+                    val_fraction=val_fraction, test_fraction=test_fraction, source="boxes-csv", stream=stream,
+                    workers=workers)
 
 
 def _existing(path, what: str) -> Path:
@@ -179,10 +195,16 @@ def _existing(path, what: str) -> Path:
 
 
 def _dataset(path: Path, images, rows: dict[str, Rows], names: list[str], splits: dict[str, str] | None, *,
-             size, channels: int, seed: int, val_fraction: float, test_fraction: float, source: str) -> Dataset:
+             size, channels: int, seed: int, val_fraction: float, test_fraction: float, source: str,
+             stream: bool | None = None, workers: int | None = None) -> Dataset:
     """Read and resize the images, scale their boxes, split, and build the Dataset."""
     folder = Path(images) if images is not None else path.parent
     files = list(rows)
+    with _open(folder / files[0]) as img:  # the header only: whether to stream
+        h, w = parse_size(size) if size is not None else (img.size[1], img.size[0])
+    if should_stream(len(files) * channels * h * w * 4, stream):
+        return _streamed(path, folder, rows, names, splits, (h, w), channels=channels, seed=seed,
+                         val_fraction=val_fraction, test_fraction=test_fraction, source=source, workers=workers)
     first = read_image(folder / files[0], channels=channels)
     h, w = parse_size(size) if size is not None else first.shape[1:]
     xs = []
@@ -196,15 +218,44 @@ def _dataset(path: Path, images, rows: dict[str, Rows], names: list[str], splits
         for j, (x0, y0, x1, y1, cls) in enumerate(rows[name]):
             y[i, j] = [x0 / sx, y0 / sy, x1 / sx, y1 / sy, float(cls)]
     x = np.stack(xs)
+    where = _where(path, files, splits, seed, val_fraction, test_fraction)
+    parts = {part: (x[idx], y[idx]) for part, idx in where.items()}
+    return detect_dataset(str(path), parts, names, source=source, size=[int(h), int(w)])
+
+
+def _where(path: Path, files: list[str], splits: dict[str, str] | None, seed: int, val_fraction: float,
+           test_fraction: float) -> dict[str, np.ndarray]:
+    """{split: indices into `files`}: from the split column, else test drawn with the constant seed, val with `seed`."""
     if splits is not None:
         where = {part: np.array([i for i, f in enumerate(files) if splits[f] == part], dtype=np.int64) for part in SPLITS}
         if len(where["train"]) == 0:
             raise DataError(f"{path}: the split column leaves no training images.")
-    else:
-        _, n_val, n_test = split_sizes(len(files), test_fraction, val_fraction)
-        test = np.sort(np.random.default_rng(TEST_SEED).permutation(len(files))[:n_test])
-        rest = np.setdiff1d(np.arange(len(files)), test)
-        val = np.sort(np.random.default_rng(seed).permutation(rest)[:n_val])
-        where = {"train": np.setdiff1d(rest, val), "val": val, "test": test}
-    parts = {part: (x[idx], y[idx]) for part, idx in where.items()}
-    return detect_dataset(str(path), parts, names, source=source, size=[int(h), int(w)])
+        return where
+    _, n_val, n_test = split_sizes(len(files), test_fraction, val_fraction)
+    test = np.sort(np.random.default_rng(TEST_SEED).permutation(len(files))[:n_test])
+    rest = np.setdiff1d(np.arange(len(files)), test)
+    val = np.sort(np.random.default_rng(seed).permutation(rest)[:n_val])
+    return {"train": np.setdiff1d(rest, val), "val": val, "test": test}
+
+
+def _streamed(path: Path, folder: Path, rows: dict[str, Rows], names: list[str], splits, size: tuple[int, int], *,
+              channels: int, seed: int, val_fraction: float, test_fraction: float, source: str, workers) -> Dataset:
+    """The images as `StreamSplit`s decoded per batch, the boxes in memory scaled by each image's header
+    size: the splits, boxes and record of the in-memory path (statistics from up to 512 training images)."""
+    from gridseq.data.dense_stream import stats_sample, streamed_dense
+
+    files = list(rows)
+    h, w = size
+    y = np.full((len(files), max(1, max(len(r) for r in rows.values())), 5), -1.0, dtype=np.float32)
+    for i, name in enumerate(files):
+        with _open(folder / name) as img:
+            sx, sy = img.size[0] / w, img.size[1] / h
+        for j, (x0, y0, x1, y1, cls) in enumerate(rows[name]):
+            y[i, j] = [x0 / sx, y0 / sy, x1 / sx, y1 / sy, float(cls)]
+    where = _where(path, files, splits, seed, val_fraction, test_fraction)
+    sources = {part: (ImageFiles([folder / files[i] for i in idx], channels, size), torch.from_numpy(y[idx]), None)
+               for part, idx in where.items()}
+    train = sources["train"][0]
+    sample = np.stack([train[int(i)] for i in stats_sample(len(train), channels * h * w * 4)])  # (S, C, H, W)
+    return streamed_dense(str(path), sources, names, task="detect", sample=sample, workers=workers, source=source,
+                          size=[int(h), int(w)])

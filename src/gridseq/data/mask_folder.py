@@ -13,6 +13,14 @@ distinct colours found become classes 0..K-1, black first, then in sorted order.
 value / 255 and normalised per channel with the training split's statistics. Without predefined
 splits the test split is 20% drawn with a constant seed and val is 10% of the rest drawn with `seed`.
 
+A folder whose decoded images and masks would take a large share of memory streams (as image folders
+do, `gridseq.data.stream.should_stream`): only the file pairs are kept, and DataLoader workers decode
+each batch's images and masks (`MaskFiles`) when it is needed. The splits are the same as in memory;
+the normalisation statistics (and "balanced" class weights) come from up to 512 training items. The
+classes come from `class_names`, classes.txt or, for RGB masks, `palette`; without them every mask is
+read once at load time to find them. Mask values are checked as each mask is decoded (a DataError
+names the file).
+
 Writing predictions: `colorize(mask)` turns (H, W) class indices into an RGB colour mask with
 `PALETTE` (background black), `overlay(image, mask)` blends it over the input image, and `write_png`
 writes either atomically.
@@ -31,6 +39,7 @@ from gridseq._validation import check_int_tuple
 from gridseq.data.image_folder import IMAGE_SUFFIXES, _check_channels, _open, _pil, read_image
 from gridseq.data.split import Dataset
 from gridseq.data.splitting import train_val_test
+from gridseq.data.stream import should_stream
 from gridseq.errors import DataError
 
 _logger = logging.getLogger(__name__)
@@ -38,6 +47,9 @@ _logger = logging.getLogger(__name__)
 IGNORE = -100  # the segment task's "no label here"
 UNLABELLED_VALUE = 255  # index masks: this pixel value means "no label" (Pascal VOC's border value)
 SPLIT_FOLDERS = ("train", "val", "test")
+_GRAY = ("1", "L", "LA", "I", "I;16", "F")  # image modes read as one channel
+_RGB_MASK_MODES = ("RGB", "RGBA")
+_INDEX_MASK_MODES = ("P", "L", "1", "I", "I;16", "I;16B", "I;16L")
 # class colours of written masks: background black, then well-separated hues (Pascal VOC's first ones)
 PALETTE = np.array([
     [0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [255, 225, 25], [145, 30, 180], [70, 240, 240],
@@ -80,14 +92,24 @@ def _pairs(root: Path) -> list[tuple[Path, Path]]:
     return [(images[s], masks[s]) for s in sorted(images)]
 
 
+def _image_headers(paths: list[Path]) -> tuple[list[tuple[int, int]], bool]:
+    """(H, W) of every image from its header (nothing decoded), and whether any is in colour."""
+    sizes, color = [], False
+    for p in paths:
+        with _open(p) as img:
+            sizes.append((img.size[1], img.size[0]))
+            color = color or img.mode not in _GRAY
+    return sizes, color
+
+
 def _mask_array(path: Path) -> np.ndarray:
     """A mask file as (H, W) int64 class indices, or (H, W, 3) uint8 colours for RGB masks."""
     with _open(path) as img:
         try:
             img.load()
-            if img.mode in ("RGB", "RGBA"):
+            if img.mode in _RGB_MASK_MODES:
                 return np.asarray(img.convert("RGB"), dtype=np.uint8)
-            if img.mode in ("P", "L", "1", "I", "I;16", "I;16B", "I;16L"):
+            if img.mode in _INDEX_MASK_MODES:
                 # "P": the indices themselves (the file's palette only shows them), as Pascal VOC
                 return np.asarray(img if img.mode != "1" else img.convert("L"), dtype=np.int64)
         except (OSError, ValueError) as e:
@@ -145,7 +167,8 @@ def _resize_nearest(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def load_mask_folder(path: Path | str, seed: int, view: str, *, image_size: int | tuple[int, int] | None = None,
                      channels: int | None = None, grayscale: bool | None = None, class_names: list[str] | None = None,
-                     palette: list | None = None, class_weights=None) -> Dataset:
+                     palette: list | None = None, class_weights=None, stream: bool | None = None,
+                     workers: int | None = None) -> Dataset:
     """Read a segmentation folder (see the module docstring) as a "segment" dataset.
 
     Args:
@@ -159,6 +182,10 @@ def load_mask_folder(path: Path | str, seed: int, view: str, *, image_size: int 
         class_names: K names, class i first. Default: classes.txt in the folder, else "0".."K-1".
         palette: for RGB masks, K [r, g, b] colours, class i = palette[i]. Default: the colours found.
         class_weights: K loss weights, or "balanced" (median-frequency weights of the training masks).
+        stream: True decodes images and masks on demand in worker processes, False decodes them all now;
+            None (default) streams when they would take over 10% of available memory or over 1 GiB.
+        workers: decoder processes of a streamed folder (0: decode in this process). Default: the
+            cores available, at most 4.
     Returns:
         Dataset with x (N, C, H, W) and y (N, H, W) int64 (-100 where the mask holds 255), task "segment".
     Raises:
@@ -180,12 +207,15 @@ def load_mask_folder(path: Path | str, seed: int, view: str, *, image_size: int 
     predefined = (root / "train" / "images").is_dir()
     folders = {s: root / s for s in SPLIT_FOLDERS if (root / s / "images").is_dir()} if predefined else {"all": root}
     pairs = {name: _pairs(folder) for name, folder in folders.items()}
+    sizes, color = _image_headers([i for ps in pairs.values() for i, _ in ps])
     if channels is None:
-        color = False
-        for p in [i for ps in pairs.values() for i, _ in ps]:
-            with _open(p) as img:
-                color = color or img.mode not in ("1", "L", "LA", "I", "I;16", "F")
         channels = 3 if color else 1
+    pixels = sum(size[0] * size[1] if size is not None else h * w for h, w in sizes)
+    if should_stream(pixels * (4 * channels + 8), stream):  # float32 images + int64 masks
+        from gridseq.data.dense_stream import streamed_masks
+
+        return streamed_masks(root, pairs, seed, channels, size, sizes, predefined=predefined, class_names=class_names,
+                              palette=palette, class_weights=class_weights, workers=workers)
 
     images, masks, owners = {}, {}, {}
     for name, ps in pairs.items():

@@ -87,21 +87,45 @@ class StreamSplit:
         prefetch: batches each worker prepares ahead. Default: 2.
         collate: turns the list of decoded items (and their lengths) into the batch's raw x, e.g. a
             stack for fixed-size items. Default: stack, or pad along time when `lengths` is given.
+        y_source: for targets too large to hold for every item (segmentation masks), a picklable object
+            with `y_source[i]` -> item i's target array, decoded with the item and stacked into the batch's
+            y; then `y` is None and `split.y` raises a DataError. Default: None (targets are `y`).
     """
 
-    def __init__(self, source, y: Tensor, *, record: dict[str, Any] | None = None, lengths: Tensor | None = None,
-                 workers: int | None = None, prefetch: int = 2, collate: Callable | None = None):
-        self.source, self.y, self.record, self.lengths = source, torch.as_tensor(y), record, lengths
-        if len(source) != len(self.y) or (lengths is not None and len(lengths) != len(self.y)):
-            raise ValueError(f"StreamSplit: source, y and lengths must have the same length, got {len(source)}, "
-                             f"{len(self.y)}, {None if lengths is None else len(lengths)}")
+    def __init__(self, source, y: Tensor | None, *, record: dict[str, Any] | None = None, lengths: Tensor | None = None,
+                 workers: int | None = None, prefetch: int = 2, collate: Callable | None = None, y_source=None):
+        if (y is None) == (y_source is None):
+            raise ValueError("StreamSplit: pass exactly one of y (targets known without decoding) and y_source")
+        self.source, self.record, self.lengths, self.y_source = source, record, lengths, y_source
+        self._y = None if y is None else torch.as_tensor(y)
+        counts = [len(t) for t in (self._y, y_source, lengths) if t is not None]
+        if any(c != len(source) for c in counts):
+            raise ValueError(f"StreamSplit: source, y (or y_source) and lengths must have the same length, got "
+                             f"{len(source)} and {counts}")
         self.workers = default_workers() if workers is None else check_positive_int(workers, "workers", minimum=0)
         self.prefetch = check_positive_int(prefetch, "prefetch")
         self.collate = collate
         self.texts = self.targets = None
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.source)
+
+    @property
+    def y(self) -> Tensor:
+        if self._y is None:
+            raise DataError(
+                f"this split streams the targets of its {len(self)} items (e.g. masks) from disk with the items and "
+                f"holds no y tensor; take batches with split.batch(index) or split.loader(batches), or load the "
+                f"dataset with stream=False to keep it in memory."
+            )
+        return self._y
+
+    def _targets(self, index: Tensor) -> Tensor:
+        """The targets of the items at `index`: gathered from `y`, or decoded from `y_source` and stacked."""
+        if self.y_source is None:
+            return self._y[index]
+        items = [np.asarray(self.y_source[int(i)]) for i in index.tolist()]
+        return torch.from_numpy(np.stack(items)) if items else torch.zeros(0, dtype=torch.int64)
 
     @property
     def x(self) -> Tensor:
@@ -133,21 +157,23 @@ class StreamSplit:
     def augmented_batch(self, index: Tensor, augment: Callable | None, seed: int, epoch: int) -> Batch:
         """`batch(index)` augmented. A source that can decode through a geometric transform (images:
         `transformed(i, coefficients)`) crops, flips and rotates while it resizes, in one resampling of
-        the file; any other source is decoded first and then augmented as a batch in memory is."""
+        the file; any other source, or one whose targets are decoded too (`y_source`, moved by the policy's
+        `augment_batch`), is decoded first and then augmented as a batch in memory is."""
         transformed = getattr(self.source, "transformed", None)
-        if augment is None or transformed is None or not hasattr(augment, "pil_affine"):
+        if augment is None or transformed is None or not hasattr(augment, "pil_affine") or self.y_source is not None:
             return augmented(self.batch(index), index, augment, seed, epoch)
         d = augment.draws(index, seed, epoch)
         items = [transformed(int(i), functools.partial(augment.pil_affine, d[k])) for k, i in enumerate(index.tolist())]
         x, lengths = self._prepare(items, index)
-        return Batch(augment.colour(x, d), self.y[index], lengths)
+        return Batch(augment.colour(x, d), self._targets(index), lengths)
 
     def batch(self, index: Tensor | slice) -> Batch:
         """The items at `index` decoded in this process, as `Split.batch` returns them."""
         if isinstance(index, slice):
             index = torch.arange(len(self))[index]
-        x, lengths = self.read(torch.as_tensor(index, dtype=torch.int64))
-        return Batch(x, self.y[index], lengths)
+        index = torch.as_tensor(index, dtype=torch.int64)
+        x, lengths = self.read(index)
+        return Batch(x, self._targets(index), lengths)
 
     def loader(self, batches: Iterable[Tensor], *, epoch: int = 0, seed: int = 0,
                augment: Callable | None = None) -> Iterator[Batch]:

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--image-size", type=_image_size, metavar="HxW", help="resize images from a folder to HxW")
     d.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                    help="image folders: decode images on demand in worker processes (--stream) or all up front "
-                        "(--no-stream); default: stream when the decoded images would take over 10%% of available memory or 1 GiB")
+                        "(--no-stream); default: stream when the decoded images would take over 10%% of available memory or 256 MiB")
     d.add_argument("--workers", type=_non_negative_int, metavar="N",
                    help="decoder processes of a streamed dataset (0: decode in the training process; default: the cores, at most 4)")
     d.add_argument("--cache", metavar="DIR",

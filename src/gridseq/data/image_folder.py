@@ -194,7 +194,7 @@ def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int
         grayscale: shorthand for channels=1 (True) or channels=3 (False).
         stream: True decodes images on demand in worker processes, False decodes them all now;
             None (default) streams when the decoded images would take over 10% of available memory
-            or over 1 GiB.
+            or over 256 MiB.
         workers: decoder processes of a streamed folder (0: decode in this process). Default: the
             cores available, at most 4.
         cache: a folder where a streamed folder keeps its decoded, resized images (8 bits per value) after

@@ -183,7 +183,7 @@ def load_mask_folder(path: Path | str, seed: int, view: str, *, image_size: int 
         palette: for RGB masks, K [r, g, b] colours, class i = palette[i]. Default: the colours found.
         class_weights: K loss weights, or "balanced" (median-frequency weights of the training masks).
         stream: True decodes images and masks on demand in worker processes, False decodes them all now;
-            None (default) streams when they would take over 10% of available memory or over 1 GiB.
+            None (default) streams when they would take over 10% of available memory or over 256 MiB.
         workers: decoder processes of a streamed folder (0: decode in this process). Default: the
             cores available, at most 4.
     Returns:

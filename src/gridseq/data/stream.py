@@ -38,7 +38,10 @@ from gridseq.errors import ConfigError, DataError, GridseqError
 
 # a source whose decoded float32 items would take more than this share of available memory streams
 STREAM_SHARE = 0.1
-STREAM_MAX_BYTES = 1 << 30  # ... and so does any source over 1 GiB decoded
+# ... and so does any source over 256 MiB decoded: reading a folder into memory peaks at about 4x its
+# decoded size (the stacked items, the split copies, normalisation), so 4,000 photos at 128x128 (786 MB)
+# took 3.3 GB in memory against about 1.2 GB streamed (benchmarks/data_scale.py)
+STREAM_MAX_BYTES = 256 << 20
 STATS_SAMPLE = 512  # normalisation statistics of a streamed split come from this many training items
 
 
@@ -65,7 +68,7 @@ def available_memory() -> int:
 
 def should_stream(decoded_bytes: int, stream: bool | None) -> bool:
     """`stream` if given; otherwise whether `decoded_bytes` of float32 items would take a large share of
-    memory (over 10% of what is available, or over 1 GiB)."""
+    memory (over 10% of what is available, or over 256 MiB)."""
     if stream is not None:
         if not isinstance(stream, bool):
             raise ConfigError(f"stream must be True, False or None (automatic), got {stream!r}.")
@@ -196,6 +199,21 @@ class _Decoder(torch.utils.data.Dataset):
         return b.x, b.y, b.lengths
 
 
+def _fixed_mmap_threshold(_worker_id: int) -> None:
+    """Keep glibc's malloc from growing a worker's heap batch after batch.
+
+    glibc raises its mmap threshold to the size of each large block freed, up to 32 MiB, so after the
+    first batch every batch-sized tensor comes from the heap, interleaved with the decoder's smaller
+    blocks, and the fragmented heap is never returned: a worker decoding and augmenting 64 photos of
+    128x128 grew by ~15 MB per batch (600 MB after 40 batches). A fixed threshold turns the dynamic
+    adjustment off, so batch-sized blocks are mapped and unmapped whole."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to do
+        return
+    libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: blocks of 1 MiB and more are mmap()ed
+
+
 def _worker_batches(split: StreamSplit, batches: list[Tensor], augment, seed: int, epoch: int) -> Iterator[Batch]:
     loader = torch.utils.data.DataLoader(
         _Decoder(split, augment, seed, epoch), sampler=batches, batch_size=None,
@@ -221,21 +239,6 @@ def sample_for_stats(n: int, count: int = STATS_SAMPLE) -> np.ndarray:
     if n <= count:
         return np.arange(n)
     return np.sort(np.random.default_rng(0).choice(n, size=count, replace=False))
-
-def _fixed_mmap_threshold(_worker_id: int) -> None:
-    """Keep glibc's malloc from growing a worker's heap batch after batch.
-
-    glibc raises its mmap threshold to the size of each large block freed, up to 32 MiB, so after the
-    first batch every batch-sized tensor comes from the heap, interleaved with the decoder's smaller
-    blocks, and the fragmented heap is never returned: a worker decoding and augmenting 64 photos of
-    128x128 grew by ~15 MB per batch (600 MB after 40 batches). A fixed threshold turns the dynamic
-    adjustment off, so batch-sized blocks are mapped and unmapped whole."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to do
-        return
-    libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: blocks of 1 MiB and more are mmap()ed
-
 
 
 class CachedItems:

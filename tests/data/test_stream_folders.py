@@ -85,7 +85,7 @@ def test_bad_augmentation_settings_are_config_errors(bad):
 
 def test_automatic_streaming_follows_the_decoded_size():
     assert not should_stream(100 << 20, None)
-    assert should_stream(2 << 30, None)  # over 1 GiB whatever the memory
+    assert should_stream(300 << 20, None)  # over 256 MiB whatever the memory
     assert should_stream(1, True) and not should_stream(10 << 30, False)
     with pytest.raises(ConfigError, match="stream must be True, False or None"):
         should_stream(1, "yes")

@@ -18,7 +18,8 @@ def _image_items(args, config: dict, info) -> list[tuple]:
 
     if args.split:
         split = _reload_data(config, args.run_dir)[0].splits()[args.split]
-        return [(f"{args.split}[{i}]", split.batch(slice(i, i + 1)).x, split.y[i]) for i in range(len(split))]
+        items = (split.batch(slice(i, i + 1)) for i in range(len(split)))  # streamed masks come with their images
+        return [(f"{args.split}[{i}]", b.x, b.y[0]) for i, b in enumerate(items)]
     return [(path, prepare_segment_image(path, info, invert=args.invert), None) for path in args.inputs]
 
 

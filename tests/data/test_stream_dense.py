@@ -259,3 +259,17 @@ def test_fit_augments_an_in_memory_segmentation_folder(tmp_path):
     model = models.create_for("unet", data.info, channels=(4, 8))
     result = fit(model, data, epochs=1, batch_size=4, augment=True, seed=0)
     assert "miou" in result.val
+
+
+@pytest.mark.parametrize("task", ["segment", "detect"])
+def test_fit_on_streamed_dense_data_scores_as_in_memory(tmp_path, task):
+    from gridseq import fit, models
+
+    source = _mask_folder(tmp_path / "scenes") if task == "segment" else _boxes_csv(tmp_path / "boxes")
+    scores = []
+    for stream in (False, True):
+        data = gd.load(source, stream=stream, workers=2)
+        torch.manual_seed(0)
+        model = models.create_for("unet" if task == "segment" else "centernet", data.info, channels=(4, 8, 8))
+        scores.append(fit(model, data, epochs=2, batch_size=4, seed=0, device="cpu", progress=False).test)
+    assert scores[0] == pytest.approx(scores[1], abs=1e-5)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.stream import StreamSplit
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
 from gridseq.tasks.segment import metric_key
@@ -388,11 +389,12 @@ class DetectTask(Task):
         return decode(output, size, threshold=self.threshold, iou_threshold=self.iou_threshold)
 
     def check_split(self, split: Split, name: str) -> None:
-        y, x = split.y, split.x
+        y = split.y
         if y.dim() != 3 or y.shape[-1] != 5 or not y.is_floating_point():
             raise DataError(f"detect needs {name} targets y of shape (N, M, 5) float: per image M boxes (x0, y0, x1, y1, "
                             f"class) padded with class -1, got {tuple(y.shape)} {y.dtype}.")
-        if x.dim() != 4:
+        x = None if isinstance(split, StreamSplit) else split.x  # streamed images are checked as they are decoded
+        if x is not None and x.dim() != 4:
             raise DataError(f"detect needs {name} images (N, C, H, W), got {tuple(x.shape)}.")
         cls = y[..., 4][y[..., 4] >= 0]
         if len(cls) and self.num_classes is not None and int(cls.max()) >= self.num_classes:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.stream import StreamSplit
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
 
@@ -206,7 +207,9 @@ class SegmentTask(Task):
 
     def baselines(self, split: Split) -> dict[str, dict[str, float]]:
         """`majority`: every pixel labelled with the split's most frequent class (all background)."""
-        if self.num_classes is None or split.y.dim() != 3 or len(split) == 0:
+        if self.num_classes is None or len(split) == 0 or (isinstance(split, StreamSplit) and split.y_source is not None):
+            return {}  # no baseline for streamed masks: it would decode every one of them
+        if split.y.dim() != 3:
             return {}
         y = split.y
         labelled = y[y != IGNORE]
@@ -220,6 +223,8 @@ class SegmentTask(Task):
                              "miou": float(iou[present].mean())}}
 
     def check_split(self, split: Split, name: str) -> None:
+        if isinstance(split, StreamSplit) and split.y_source is not None:
+            return  # streamed masks are checked as each is decoded (gridseq.data.dense_stream)
         y, x = split.y, split.x
         if y.dtype != torch.int64 or y.dim() != 3:
             raise DataError(f"segment needs {name} targets y of shape (N, H, W) int64 class masks (-100 for unlabelled "

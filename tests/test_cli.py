@@ -81,7 +81,7 @@ def test_version(capsys):
     (["train", "digits"], ["required: --model"]),
     (["train", "digitz", "--model", "cnn"], ["unknown dataset 'digitz'", "Did you mean 'digits'?"]),
     (["train", "digits", "--model", "cnnn"], ["unknown model 'cnnn'", "Did you mean 'cnn'?"]),
-    (["train", "digits", "--model", "lstm", "--view", "image"], ["model 'lstm' takes sequence", "models for it: cnn, fcn, mlp."]),
+    (["train", "digits", "--model", "lstm", "--view", "image"], ["model 'lstm' takes sequence", "models for it: cnn, fcn, mlp, resnet, resnet18, resnet34."]),
     (["train", "digits", "--model", "cnn", "--epochs", "0"], ["--epochs", "positive int"]),
     (["train", "digits", "--model", "cnn", "--hiden-size", "8"], ["unrecognized", "Did you mean '--hidden-size'?"]),
     (["train", "digits", "--model", "gru", "--model.hiden_size=8"],

@@ -15,7 +15,9 @@ against hand-computed values in tests/data/test_transcribe_data.py.
 WAV files are read with `scipy.io.wavfile` (scipy comes with scikit-learn; `pip install 'gridseq[audio]'`):
 8/16/32-bit integer and float PCM, mono or multi-channel (channels are averaged). A file at another
 sample rate is **resampled** to the model's rate with `scipy.signal.resample_poly` (polyphase,
-anti-aliased), so any rate works; rates below 1 kHz are refused as almost certainly wrong.
+anti-aliased), so any rate works; rates below 1 kHz are refused as almost certainly wrong. A recording's
+length in frames is known from its header alone (`wav_frames`), so streamed audio is bucketed by length
+without decoding it.
 
     >>> rec = front_end_record(sample_rate=8000, n_mels=40)
     >>> wave = np.sin(2 * np.pi * 697 * np.arange(8000) / 8000).astype(np.float32)
@@ -111,8 +113,10 @@ def _bank(rec: dict[str, Any]) -> torch.Tensor:
 
 
 def num_frames(samples: int, rec: dict[str, Any]) -> int:
-    """Frames `log_mel` makes from `samples` samples (torch.stft with center=True: 1 + S // hop)."""
-    return 1 + samples // rec["hop_length"]
+    """Frames `log_mel` makes from `samples` samples (torch.stft with center=True: 1 + S // hop; a
+    waveform of at most n_fft / 2 samples is first zero-padded to n_fft / 2 + 1)."""
+    padded = rec["n_fft"] // 2 + 1 if samples <= rec["n_fft"] // 2 else samples
+    return 1 + padded // rec["hop_length"]
 
 
 def log_mel(waveform, rec: dict[str, Any]) -> np.ndarray:
@@ -153,6 +157,12 @@ def _scipy(what: str):
         raise DataError(f"{what} needs scipy, which is not installed ({e}); install it with: pip install 'gridseq[audio]'.") from e
 
 
+def import_reader() -> None:
+    """Import the WAV reader (scipy.io.wavfile, scipy.signal) now, so DataLoader workers forked later inherit
+    it: each would otherwise import it on its first file (~0.5 s per worker and loader on an idle CPU)."""
+    _scipy("reading WAV files")
+
+
 def read_wav(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """A WAV file as a mono float32 waveform at `sample_rate` (averaging channels, resampling if needed).
 
@@ -180,6 +190,72 @@ def read_wav(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     if data.ndim == 2:
         data = data.mean(axis=1)  # (S, channels) -> mono
     return resample(data, rate, sample_rate)
+
+
+def wav_header(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(sample rate, frames) from a WAV file's header alone, without reading the samples; None when the
+    file is not a plain RIFF/RIFX WAV this reads (e.g. RF64, or a corrupt header), so the caller decodes
+    it instead (and `read_wav` says what is wrong).
+
+    Frames are counted as `scipy.io.wavfile.read` returns them: the data chunk's whole frames, as far
+    as the file holds them (a truncated file has fewer than its header claims).
+
+    Raises:
+        DataError: the file cannot be opened.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RIFX"):
+                return None
+            order = "little" if head[:4] == b"RIFF" else "big"
+            rate = block = None
+            while True:
+                chunk = f.read(8)  # id (4 bytes), size (4 bytes); chunks are padded to an even size
+                if len(chunk) < 8:
+                    return None  # no data chunk
+                size = int.from_bytes(chunk[4:], order)
+                if chunk[:4] == b"fmt ":
+                    fmt = f.read(size + size % 2)
+                    if len(fmt) < 16:
+                        return None
+                    rate, block = int.from_bytes(fmt[4:8], order), int.from_bytes(fmt[12:14], order)  # block: bytes per frame
+                elif chunk[:4] == b"data":
+                    if rate is None or not block:
+                        return None
+                    available = os.fstat(f.fileno()).st_size - f.tell()
+                    return rate, min(size, max(available, 0)) // block
+                else:
+                    f.seek(size + size % 2, os.SEEK_CUR)
+    except OSError as e:
+        raise DataError(f"cannot read {path} as a WAV file ({e}).") from None
+
+
+def resampled_length(samples: int, rate: int, target: int) -> int:
+    """Samples `resample` makes from `samples` at `rate` Hz: ceil(S · up / down) (scipy's resample_poly)."""
+    if rate == target:
+        return samples
+    g = math.gcd(int(rate), int(target))
+    up, down = target // g, rate // g
+    return -(-samples * up // down)
+
+
+def wav_frames(path: str | os.PathLike, rec: dict[str, Any]) -> int:
+    """Feature frames (T) `log_mel(read_wav(path, ...), rec)` makes, from the file's header: no sample is
+    read for a plain RIFF WAV (other files are decoded once to count them).
+
+    Raises:
+        DataError: as `read_wav` does, for an empty file, a rate below 1 kHz or a corrupt header.
+    """
+    header = wav_header(path)
+    if header is None:  # a layout the header reader does not know: scipy reads it (or says why it cannot)
+        return len(log_mel(read_wav(path, rec["sample_rate"]), rec))
+    rate, frames = header
+    if frames == 0:
+        raise DataError(f"{path} holds no audio samples.")
+    if rate < MIN_SAMPLE_RATE:
+        raise DataError(f"{path} has a sample rate of {rate} Hz, below {MIN_SAMPLE_RATE} Hz; the file header is probably wrong.")
+    return num_frames(resampled_length(frames, rate, rec["sample_rate"]), rec)
 
 
 def resample(waveform: np.ndarray, rate: int, target: int) -> np.ndarray:

@@ -19,6 +19,12 @@ The alphabet is every symbol of the training transcripts (or `alphabet=` given);
 with a symbol outside it is a DataError naming the file and the symbol. Without a `split` column the
 test split is 20% drawn with a constant seed and val 10% of the rest drawn with `seed`.
 
+Files whose features would take a large share of memory stream (`gridseq.data.stream.should_stream`):
+each item's length comes from its header (a WAV's frame count, an image's width and height), so the
+splits, the alphabet and the length buckets are known without decoding, and DataLoader workers read
+the files and make their features as batches need them. The features are normalised per recording
+(audio) or are pixels in [0, 1] (images), so streamed batches equal the in-memory ones exactly.
+
 The preprocessing record (stored in the run's config.json):
 
     {"source": ..., "layout": "image" | "audio", "view": "sequence", "alphabet": "0123456789",
@@ -37,9 +43,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from gridseq.data import audio
+from gridseq.data import audio, augment_audio  # noqa: F401 (augment_audio registers the audio policy)
 from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
 from gridseq.data.splitting import TEST_FRACTION, TEST_SEED, VAL_FRACTION
+from gridseq.data.stream import StreamSplit, should_stream
 from gridseq.data.transforms import pad_sequences
 from gridseq.errors import ConfigError, DataError
 
@@ -101,11 +108,14 @@ def transcribe_dataset(name: str, parts: dict[str, tuple[list[np.ndarray], list[
         y = encode_transcripts(texts, alphabet, names[split] if names else None)
         splits[split] = Split(x, y, lengths, targets=list(texts))
     longest = max(int(s.x.shape[1]) for s in splits.values())
-    info = DatasetInfo(
+    return Dataset(_info(name, longest, features, alphabet, record), splits["train"], splits["val"], splits["test"])
+
+
+def _info(name: str, longest: int, features: int, alphabet: str, record: dict[str, Any]) -> DatasetInfo:
+    return DatasetInfo(
         name=name, kind="sequence", input_shape=(longest, features), num_classes=len(alphabet) + 1,
         class_names=(BLANK_NAME, *alphabet), variable_length=True, task="transcribe", preprocessing=record,
     )
-    return Dataset(info, splits["train"], splits["val"], splits["test"])
 
 
 # ---- images ---------------------------------------------------------------------------------------
@@ -238,7 +248,8 @@ def _assign_splits(rows: list[dict[str, str]], seed: int, csv_path: Path) -> lis
 
 
 def load_transcripts(path: str | os.PathLike, seed: int, view: str, *, alphabet: str | None = None, height: int = 32,
-                     ink: str = "auto", sample_rate: int = 16000, n_mels: int = 40) -> Dataset:
+                     ink: str = "auto", sample_rate: int = 16000, n_mels: int = 40, stream: bool | None = None,
+                     workers: int | None = None) -> Dataset:
     """Read a transcript CSV (or a folder holding transcripts.csv) and its image or WAV files.
 
     Args:
@@ -247,6 +258,11 @@ def load_transcripts(path: str | os.PathLike, seed: int, view: str, *, alphabet:
         ink: "auto", "light" (light ink on dark, kept) or "dark" (dark ink on paper, inverted). Default: "auto".
         sample_rate: audio is resampled to this rate (Hz) before the log-mel front end. Default: 16000.
         n_mels: mel bands (F) for audio. Default: 40.
+        stream: True reads the files on demand in worker processes (lengths from the headers), False
+            makes every item's features now; None (default) streams when the padded float32 features
+            would take over 10% of available memory or over 1 GiB.
+        workers: decoder processes of streamed data (0: decode in this process). Default: the cores
+            available, at most 4.
     Raises:
         DataError: a missing or unreadable file, mixed images and audio, a transcript symbol outside
             `alphabet`, an empty training split.
@@ -271,6 +287,12 @@ def load_transcripts(path: str | os.PathLike, seed: int, view: str, *, alphabet:
                         f"suffixes {', '.join(sorted(s or '(none)' for s in suffixes))}.")
     record.update(source=str(csv_path), view="sequence", normalize=None)
     which = _assign_splits(rows, seed, csv_path)
+    if stream is not False:
+        lengths = _index_lengths(rows, files, record, csv_path)
+        per_split = [[n for n, w in zip(lengths, which) if w == s] for s in SPLITS]
+        padded = sum(len(ns) * max(ns, default=0) for ns in per_split)  # steps of the (N, T_max) in-memory splits
+        if should_stream(padded * _features(record) * 4, stream):
+            return _streamed(csv_path, rows, files, which, lengths, record, alphabet, workers)
     parts: dict[str, tuple[list, list]] = {s: ([], []) for s in SPLITS}
     names: dict[str, list[str]] = {s: [] for s in SPLITS}
     for row, file, split in zip(rows, files, which):
@@ -281,8 +303,88 @@ def load_transcripts(path: str | os.PathLike, seed: int, view: str, *, alphabet:
         names[split].append(str(file))
     if not parts["train"][0]:
         raise DataError(f"{csv_path}: the training split is empty.")
+    alphabet = _alphabet(alphabet, parts["train"][1])
+    return transcribe_dataset(str(csv_path), parts, alphabet, record, names)
+
+
+def _alphabet(alphabet: str | None, train_texts: list[str]) -> str:
     if alphabet is None:
-        alphabet = "".join(sorted(set("".join(parts["train"][1]))))
+        alphabet = "".join(sorted(set("".join(train_texts))))
     if not isinstance(alphabet, str) or not alphabet or len(set(alphabet)) != len(alphabet):
         raise ConfigError(f"alphabet must be a non-empty string of distinct symbols, got {alphabet!r}.")
-    return transcribe_dataset(str(csv_path), parts, alphabet, record, names)
+    return alphabet
+
+
+# ---- streamed -----------------------------------------------------------------------------------------
+
+def _features(record: dict[str, Any]) -> int:
+    """F of the items `record` makes: mel bands (audio) or the image height."""
+    return int(record["audio"]["n_mels"] if record["layout"] == "audio" else record["image"]["height"])
+
+
+def item_length(file: Path, record: dict[str, Any]) -> int:
+    """T of `item_features(file, record)` from the file's header alone: a WAV's frame count through the
+    front end's hop, an image's width scaled to the record's height."""
+    if record["layout"] == "audio":
+        return audio.wav_frames(file, record["audio"])
+    from gridseq.data.image_folder import _open
+
+    with _open(file) as img:
+        w, h = img.size
+    return max(1, round(w * record["image"]["height"] / h))  # as image_columns scales it
+
+
+def _index_lengths(rows: list[dict[str, str]], files: list[Path], record: dict[str, Any], csv_path: Path) -> list[int]:
+    """Every item's T from its header (no samples or pixels read), checking that the files exist."""
+    lengths = []
+    for row, file in zip(rows, files):
+        if not file.is_file():
+            raise DataError(f"{csv_path}: file {file} (row {row.get('file')!r}) does not exist.")
+        lengths.append(item_length(file, record))
+    return lengths
+
+
+class TranscriptFiles:
+    """Transcription files read on demand: `files[i]` is file i's (T_i, F) features (see `item_features`).
+
+    Args:
+        paths: the files.  record: the preprocessing record.  lengths: each file's T from its header;
+            a file that decodes to another length changed since it was indexed (a DataError naming it).
+    """
+
+    def __init__(self, paths: list[str], record: dict[str, Any], lengths: list[int]):
+        self.paths, self.record, self.lengths = paths, record, lengths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        x = item_features(Path(self.paths[i]), self.record, "file")
+        if len(x) != self.lengths[i]:
+            raise DataError(f"file {self.paths[i]} decodes to {len(x)} frames but its header gave {self.lengths[i]} "
+                            f"when the data was loaded; it changed since (load the data again) or its header is wrong.")
+        return x
+
+
+def _streamed(csv_path: Path, rows: list[dict[str, str]], files: list[Path], which: list[str], lengths: list[int],
+              record: dict[str, Any], alphabet: str | None, workers: int | None) -> Dataset:
+    """The CSV's items as `StreamSplit`s: the in-memory path's splits, alphabet and labels, no file decoded."""
+    parts: dict[str, tuple[list[str], list[str], list[int]]] = {s: ([], [], []) for s in SPLITS}
+    for row, file, split, n in zip(rows, files, which, lengths):
+        parts[split][0].append(str(file))
+        parts[split][1].append(row.get("transcript", ""))
+        parts[split][2].append(n)
+    if not parts["train"][0]:
+        raise DataError(f"{csv_path}: the training split is empty.")
+    alphabet = _alphabet(alphabet, parts["train"][1])
+    record = {**record, "alphabet": alphabet}
+    if record["layout"] == "audio":
+        audio.import_reader()
+    splits = {}
+    for split, (paths, texts, ns) in parts.items():
+        y = encode_transcripts(texts, alphabet, paths)
+        splits[split] = StreamSplit(TranscriptFiles(paths, record, ns), y, lengths=torch.tensor(ns, dtype=torch.int64),
+                                    workers=workers)
+        splits[split].targets = list(texts)
+    info = _info(str(csv_path), max(lengths), _features(record), alphabet, record)
+    return Dataset(info, splits["train"], splits["val"], splits["test"])

@@ -11,7 +11,12 @@ class, each holding clips:
     videos/waving/clip1.npy   videos/waving/clip2/0001.png ...   videos/walking/clip7.npy
 
 Clips may have different frame counts (then the splits carry `lengths`) but share one frame size and
-channel count. The record stored with a model (`DatasetInfo.preprocessing`) is
+channel count. A folder whose padded float32 clips would take a large share of memory streams
+(`gridseq.data.stream.should_stream`): a one-time index reads only each clip's shape (an .npy file's
+header, a frame folder's file count and first frame's header), DataLoader workers read the clips as
+batches need them (.npy files through a memory map, copying only the clip itself), and the
+normalisation statistics come from up to 512 training clips. The record stored with a model
+(`DatasetInfo.preprocessing`) is
 
     {"source": ..., "layout": "video", "view": "video",
      "normalize": {"mean": [per channel], "std": [per channel]},   # training frames' statistics
@@ -32,10 +37,13 @@ from torch import Tensor
 
 from gridseq.data.build import RawSplit, divide
 from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
-from gridseq.data.splitting import encode_labels
+from gridseq.data.splitting import encode_labels, train_val_test
+from gridseq.data.stream import STATS_SAMPLE, StreamSplit, sample_for_stats, should_stream
 from gridseq.errors import DataError
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+_GRAY_MODES = ("L", "1", "I;16", "I", "F")  # frame modes read as 1 channel when channels=None
+STATS_BYTES = 256 << 20  # a streamed folder's statistics sample holds at most this many bytes of clips
 
 
 def _natural_key(path: Path) -> list:
@@ -63,13 +71,15 @@ def is_video_folder(path: Path | str) -> bool:
     return False
 
 
-def read_clip(path: Path | str, *, channels: int | None = None) -> np.ndarray:
+def read_clip(path: Path | str, *, channels: int | None = None, mmap: bool = False) -> np.ndarray:
     """One clip as float32 (T, C, H, W) in [0, 1].
 
     Args:
         path: an .npy file (T, H, W) or (T, H, W, C), or a folder of frame images.
         channels: 1 (grayscale) or 3 (RGB) to convert frame images to; None keeps the first frame's
             (grayscale stays 1, anything else becomes 3). Ignored for .npy files. Default: None.
+        mmap: open an .npy file as a memory map, so only the clip's converted copy is allocated.
+            Default: False.
 
     Raises:
         DataError: not a clip, an unreadable file, a wrong number of dimensions, frames of different
@@ -88,24 +98,34 @@ def read_clip(path: Path | str, *, channels: int | None = None) -> np.ndarray:
     if path.suffix.lower() != ".npy" or not path.is_file():
         raise DataError(f"cannot read {path} as a video: expected a .npy array (T, H, W[, C]) or a folder of frame images.")
     try:
-        a = np.load(path, allow_pickle=False)
+        a = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(f"cannot read {path} as a .npy array: {e}.") from e
     return clip_from_array(a, str(path))
 
 
+def clip_layout(shape: tuple[int, ...], dtype: np.dtype, source: str = "clip") -> tuple[int, tuple[int, int, int]]:
+    """(T, (C, H, W)) of the clip an array of `shape` and `dtype` makes (alpha dropped), or the DataError
+    `clip_from_array` raises for it — from an .npy header, before any pixel is read."""
+    if dtype.kind not in "biuf":
+        raise DataError(f"{source}: a video must hold numbers, got dtype {dtype}.")
+    if len(shape) == 3:
+        shape = (*shape, 1)  # (T, H, W) -> (T, H, W, 1): grayscale
+    if len(shape) != 4 or shape[-1] not in (1, 3, 4):
+        raise DataError(
+            f"{source}: expected a video of shape (T, H, W) or (T, H, W, C) with C in 1, 3, 4 (frames, height, "
+            f"width, channels last), got {tuple(shape)}; for (T, C, H, W) arrays save a.transpose(0, 2, 3, 1)."
+        )
+    t, h, w, c = map(int, shape)
+    return t, (min(c, 3), h, w)
+
+
 def clip_from_array(a: np.ndarray, source: str = "clip") -> np.ndarray:
     """An array (T, H, W) or (T, H, W, C) — uint8 0..255, bool, or floats in [0, 1] — as float32 (T, C, H, W)."""
     a = np.asarray(a)
-    if a.dtype.kind not in "biuf":
-        raise DataError(f"{source}: a video must hold numbers, got dtype {a.dtype}.")
+    clip_layout(a.shape, a.dtype, source)
     if a.ndim == 3:
         a = a[..., None]  # (T, H, W) -> (T, H, W, 1): grayscale
-    if a.ndim != 4 or a.shape[-1] not in (1, 3, 4):
-        raise DataError(
-            f"{source}: expected a video of shape (T, H, W) or (T, H, W, C) with C in 1, 3, 4 (frames, height, "
-            f"width, channels last), got {a.shape}; for (T, C, H, W) arrays save a.transpose(0, 2, 3, 1)."
-        )
     if a.shape[-1] == 4:
         a = a[..., :3]  # drop alpha
     if a.dtype.kind in "iu":
@@ -121,18 +141,23 @@ def clip_from_array(a: np.ndarray, source: str = "clip") -> np.ndarray:
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # (T, C, H, W)
 
 
-def _read_frames(folder: Path, channels: int | None) -> np.ndarray:
-    from PIL import Image
-
+def _frame_files(folder: Path) -> list[Path]:
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
     if not files:
         raise DataError(f"{folder}: no frame images ({', '.join(FRAME_SUFFIXES)}) in the folder.")
+    return files
+
+
+def _read_frames(folder: Path, channels: int | None) -> np.ndarray:
+    from PIL import Image
+
+    files = _frame_files(folder)
     frames = []
     for f in files:
         try:
             with Image.open(f) as im:
                 if channels is None:
-                    channels = 1 if im.mode in ("L", "1", "I;16", "I", "F") else 3
+                    channels = 1 if im.mode in _GRAY_MODES else 3
                 frames.append(np.asarray(im.convert("L" if channels == 1 else "RGB")))
         except OSError as e:
             raise DataError(f"cannot read frame {f}: {e}.") from e
@@ -239,31 +264,149 @@ def video_dataset(name: str, parts: dict[str, RawSplit], class_names, *, source:
     return Dataset(info, splits["train"], splits["val"], splits["test"])
 
 
-def load_video_folder(path: Path | str, seed: int, view: str, *, channels: int | None = None) -> Dataset:
+def load_video_folder(path: Path | str, seed: int, view: str, *, channels: int | None = None,
+                      stream: bool | None = None, workers: int | None = None) -> Dataset:
     """A folder of class sub-folders of clips (see the module docstring) as a "video" dataset.
 
     The test split is a stratified 20% drawn with a constant seed, val 10% of the rest with `seed`.
 
+    Args:
+        channels: 1 or 3: the channels frame images are read with. Default: each clip's first frame's.
+        stream: True reads clips on demand in worker processes, False reads them all now; None (default)
+            streams when the padded float32 clips would take over 10% of available memory or over 1 GiB.
+        workers: decoder processes of a streamed folder (0: decode in this process). Default: the
+            cores available, at most 4.
     Raises:
         DataError: no clips, clips of different frame sizes or channels.
     """
     root = Path(path)
-    clips, labels, names = [], [], []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for item in sorted(class_dir.iterdir(), key=_natural_key):
-            if is_clip(item):
-                clips.append(read_clip(item, channels=channels))
-                labels.append(class_dir.name)
-                names.append(item)
-    if not clips:
-        raise DataError(f"{root}: no clips found; expected class sub-folders holding .npy videos or folders of frames.")
+    names, labels = _list_clips(root)
+    if stream is not False:
+        frames, (c, h, w) = _index_clips(root, names, channels)
+        y, classes = encode_labels(np.asarray(labels))
+        index = train_val_test(y, seed)
+        padded = sum(len(idx) * int(frames[idx].max(initial=0)) for idx in index.values())  # frames of the splits in memory
+        if should_stream(padded * c * h * w * 4, stream):
+            return _streamed(root, names, frames, (c, h, w), y, classes, index, channels, workers)
+    clips = [read_clip(item, channels=channels) for item in names]
     shapes = {c.shape[1:] for c in clips}
     if len(shapes) > 1:
         first = {s: next(n for n, c in zip(names, clips) if c.shape[1:] == s) for s in shapes}
-        listed = "; ".join(f"{s} e.g. {n}" for s, n in first.items())
-        raise DataError(f"{root}: clips differ in (C, H, W): {listed}; resize them to one frame size.")
+        _differ(root, first)
     x, lengths = pad_clips(clips)
     variable = len(set(lengths.tolist())) > 1
     y, classes = encode_labels(np.asarray(labels))
     parts = divide(RawSplit(x, y, lengths if variable else None), seed)
     return video_dataset(str(root), parts, classes, source="video-folder")
+
+
+def _list_clips(root: Path) -> tuple[list[Path], list[str]]:
+    """The clips of every class sub-folder (classes by name, clips in natural name order) and their class names."""
+    names, labels = [], []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for item in sorted(class_dir.iterdir(), key=_natural_key):
+            if is_clip(item):
+                names.append(item)
+                labels.append(class_dir.name)
+    if not names:
+        raise DataError(f"{root}: no clips found; expected class sub-folders holding .npy videos or folders of frames.")
+    return names, labels
+
+
+def _differ(root: Path, first: dict[tuple[int, int, int], Path]):
+    listed = "; ".join(f"{s} e.g. {n}" for s, n in first.items())
+    raise DataError(f"{root}: clips differ in (C, H, W): {listed}; resize them to one frame size.")
+
+
+def clip_shape(path: Path, channels: int | None = None) -> tuple[int, tuple[int, int, int]]:
+    """(T, (C, H, W)) of the clip `read_clip(path, channels=channels)` returns, from headers alone: an .npy
+    file's header (its data is memory-mapped, not read), or a frame folder's file count and first frame's header.
+
+    Raises:
+        DataError: an unreadable header, or a shape that is not a video.
+    """
+    if path.is_dir():
+        from PIL import Image
+
+        files = _frame_files(path)
+        try:
+            with Image.open(files[0]) as im:  # opening reads the header only
+                c = channels if channels is not None else (1 if im.mode in _GRAY_MODES else 3)
+                return len(files), (c, im.size[1], im.size[0])
+        except OSError as e:
+            raise DataError(f"cannot read frame {files[0]}: {e}.") from e
+    try:
+        a = np.load(path, allow_pickle=False, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"cannot read {path} as a .npy array: {e}.") from e
+    return clip_layout(a.shape, a.dtype, str(path))
+
+
+def _index_clips(root: Path, names: list[Path], channels: int | None) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Every clip's frame count (N,) and the (C, H, W) they share, from headers; DataError if they differ."""
+    frames, first = np.zeros(len(names), dtype=np.int64), {}
+    for i, item in enumerate(names):
+        frames[i], chw = clip_shape(item, channels)
+        first.setdefault(chw, item)
+    if len(first) > 1:
+        _differ(root, first)
+    return frames, next(iter(first))
+
+
+class ClipFiles:
+    """Clips read on demand: `clips[i]` is clip i as float32 (T_i, C, H, W) in [0, 1] (.npy files memory-mapped).
+
+    Args:
+        paths: the clips (.npy files or frame folders).  channels: as `read_clip`'s.
+        frames: each clip's T from the index.  chw: the (C, H, W) every clip has. A clip that reads
+            otherwise changed since it was indexed (a DataError naming it).
+    """
+
+    def __init__(self, paths: list[str], channels: int | None, frames: list[int], chw: tuple[int, int, int]):
+        self.paths, self.channels, self.frames, self.chw = paths, channels, frames, chw
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        clip = read_clip(self.paths[i], channels=self.channels, mmap=True)
+        if clip.shape != (self.frames[i], *self.chw):
+            raise DataError(f"{self.paths[i]}: reads as (T, C, H, W) = {clip.shape} but was indexed as "
+                            f"{(self.frames[i], *self.chw)} when the data was loaded; it changed since (load the data again).")
+        return clip
+
+
+class ClipBatch:
+    """Decoded clips (T_i, C, H, W) -> the batch's x (B, T_max, C, H, W) normalised by `record`, padded
+    frames exactly zero (as `apply_video` prepares the in-memory splits)."""
+
+    def __init__(self, record: dict[str, Any], variable: bool):
+        self.record, self.variable = record, variable
+
+    def __call__(self, clips: list[np.ndarray]) -> np.ndarray:
+        raw, lengths = pad_clips(clips)
+        return apply_video(raw, lengths if self.variable else None, self.record)[0].numpy()
+
+
+def _streamed(root: Path, names: list[Path], frames: np.ndarray, chw: tuple[int, int, int], y: np.ndarray, classes,
+              index: dict[str, np.ndarray], channels: int | None, workers: int | None) -> Dataset:
+    """The folder as `StreamSplit`s: the splits `divide` draws in memory, no clip read but a bounded sample
+    of the training split for the normalisation statistics."""
+    variable = len(set(frames.tolist())) > 1
+    every = ClipFiles([str(p) for p in names], channels, frames.tolist(), chw)
+    train = index["train"]
+    clip_bytes = int(frames.max()) * int(np.prod(chw)) * 4
+    sample = train[sample_for_stats(len(train), max(1, min(STATS_SAMPLE, STATS_BYTES // clip_bytes)))]
+    x, lengths = pad_clips([every[int(i)] for i in sample])
+    record = video_record("video-folder", x, lengths if variable else None)
+    splits = {}
+    for split, idx in index.items():
+        source = ClipFiles([every.paths[i] for i in idx], channels, frames[idx].tolist(), chw)
+        splits[split] = StreamSplit(source, torch.as_tensor(y[idx], dtype=torch.int64),
+                                    lengths=torch.as_tensor(frames[idx]) if variable else None,
+                                    collate=ClipBatch(record, variable), workers=workers)
+    info = DatasetInfo(
+        name=str(root), kind="video", input_shape=(int(frames.max()), *chw), num_classes=len(classes),
+        class_names=tuple(classes), variable_length=variable, task="classify", preprocessing=record,
+    )
+    return Dataset(info, splits["train"], splits["val"], splits["test"])

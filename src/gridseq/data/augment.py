@@ -190,3 +190,5 @@ register(ImageAugment, _classified_images, default=lambda info: (info.preprocess
 
 # the policies that move targets with the images (segmentation masks, detection boxes) register themselves there
 from gridseq.data import augment_dense as _augment_dense  # noqa: E402,F401
+# jitter and scaling for sequence and series classification (off by default)
+from gridseq.data import augment_series as _augment_series  # noqa: E402,F401

@@ -10,20 +10,43 @@ and optionally its own splits, `x_val`/`y_val`(/`lengths_val`) and `x_test`/`y_t
 seed; a missing val split is 10% of train drawn with `seed`.
 
     np.savez("walks.npz", x=x, y=y, lengths=lengths, x_test=x_test, y_test=y_test)
+
+Streaming (`stream=True`, or automatically when x would take over 10% of available memory or 1 GiB as
+float32): the x arrays are memory-mapped and DataLoader workers copy out the items a batch needs; y and
+lengths (small) are read into memory, so splits and length buckets are known without touching x. An
+`np.savez` member is stored uncompressed in the zip, so it is mapped in place at its offset; an
+`np.savez_compressed` member cannot be mapped: it is inflated once, chunk by chunk, to a temporary
+.npy file (removed at exit) that is mapped instead — disk, not memory. Normalisation statistics come
+from 512 training items; a NaN inside an item is reported when a batch reads it.
+
+The streaming pieces here (`scratch_dir`, `Mapped`, `FlatWriter`/`Flat`, `finish_streamed`) are shared
+by the CSV and text readers: their one pass over a file writes compact rows that items slice.
 """
 
 from __future__ import annotations
 
+import array
+import logging
+import os
+import shutil
+import struct
+import tempfile
+import weakref
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import torch
 
 from gridseq.data.build import RawSplit, divide, sequence_dataset
-from gridseq.data.split import Dataset
-from gridseq.data.splitting import encode_labels
-from gridseq.data.transforms import check_finite_items, valid_mask
+from gridseq.data.split import Dataset, DatasetInfo
+from gridseq.data.splitting import encode_labels, train_val_test
+from gridseq.data.stream import StreamSplit, sample_for_stats, should_stream
+from gridseq.data.transforms import check_finite_items, pad_sequences, sequence_record, valid_mask
 from gridseq.errors import DataError
+
+_logger = logging.getLogger(__name__)
 
 SPLIT_SUFFIXES = {"train": ("", "_train"), "val": ("_val",), "test": ("_test",)}
 
@@ -96,16 +119,8 @@ def finish_sequences(name: str, raw: dict[str, tuple[np.ndarray, np.ndarray, np.
     split has lengths (splits without lengths then get the full length). Splits not given are drawn
     from "train" by the usual rules.
     """
-    features = {s: x.shape[2] for s, (x, _, _) in raw.items()}
-    if len(set(features.values())) > 1:
-        raise DataError(f"{name}: every split needs the same number of features F, got {features}.")
-    variable = any(lengths is not None for _, _, lengths in raw.values())
-    steps = {s: x.shape[1] for s, (x, _, _) in raw.items()}
-    if not variable and len(set(steps.values())) > 1:
-        raise DataError(
-            f"{name}: splits have different lengths T {steps}; give a lengths array per split "
-            f"(variable-length data) or pad them to one length."
-        )
+    variable = _check_split_shapes(name, {s: x.shape for s, (x, _, _) in raw.items()},
+                                   any(lengths is not None for _, _, lengths in raw.values()))
     _, classes = encode_labels(raw["train"][1])
     parts = {}
     for split, (x, y, lengths) in raw.items():
@@ -116,13 +131,37 @@ def finish_sequences(name: str, raw: dict[str, tuple[np.ndarray, np.ndarray, np.
     return sequence_dataset(name, divided, classes, source=source, **extra)
 
 
-def load_npz(path: Path | str, seed: int, view: str) -> Dataset:
+def _check_split_shapes(name: str, shapes: dict[str, tuple[int, ...]], variable: bool) -> bool:
+    """`variable` after checking that every split's x (N, T, F) has one F, and one T unless items have lengths."""
+    features = {s: shape[2] for s, shape in shapes.items()}
+    if len(set(features.values())) > 1:
+        raise DataError(f"{name}: every split needs the same number of features F, got {features}.")
+    steps = {s: shape[1] for s, shape in shapes.items()}
+    if not variable and len(set(steps.values())) > 1:
+        raise DataError(
+            f"{name}: splits have different lengths T {steps}; give a lengths array per split "
+            f"(variable-length data) or pad them to one length."
+        )
+    return variable
+
+
+def load_npz(path: Path | str, seed: int, view: str, *, stream: bool | None = None,
+             workers: int | None = None) -> Dataset:
     """Read an .npz of sequences (see the module docstring) as a "sequence" dataset.
 
+    Args:
+        stream: True memory-maps x and copies items out in worker processes, False reads every array
+            now; None (default) streams when x would take over 10% of available memory or 1 GiB as
+            float32.
+        workers: loader processes of a streamed file (0: in the training process). Default: the cores
+            available, at most 4.
     Raises:
         DataError: missing x or y (named), mismatched N between x, y and lengths, lengths > T,
-            non-numeric or ragged x, NaN inside a sequence.
+            non-numeric or ragged x, NaN inside a sequence (streamed: when a batch reads the item).
     """
+    members = None if stream is False else _npz_headers(path, quiet=stream is None)
+    if members is not None and should_stream(_npz_decoded_bytes(members), stream):
+        return _streamed_npz(path, members, seed, workers)
     arrays = read_npz(path)
     raw = {}
     for split, suffixes in SPLIT_SUFFIXES.items():
@@ -150,3 +189,310 @@ def load_npz(path: Path | str, seed: int, view: str) -> Dataset:
             f"save with np.savez(path, x=..., y=..., lengths=...)."
         )
     return finish_sequences(str(path), raw, seed, "npz")
+
+
+# ----------------------------------------------------------------------------------------- streaming
+class Scratch:
+    """A temporary folder for the compact files one streamed dataset reads; removed when the last source
+    holding it is collected in the process that made it, or at exit. Pickled (to a worker) it is just
+    its path, so a copy never removes the files."""
+
+    def __init__(self, what: str):
+        self.path = Path(tempfile.mkdtemp(prefix=f"gridseq-{what}-"))
+        self._finalizer = weakref.finalize(self, _remove_folder, str(self.path), os.getpid())
+
+    def __reduce__(self):
+        return (str, (str(self.path),))
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+
+def _remove_folder(path: str, pid: int) -> None:
+    if os.getpid() == pid:  # not from a forked worker
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Mapped:
+    """One array stored in a file at `offset` (an .npy, an uncompressed .npz member, a raw file), memory-mapped
+    read-only on first use in each process: it pickles to DataLoader workers as a path and a header.
+
+    Args:
+        path: the file.
+        offset: where the array's bytes start.
+        dtype, shape: the array's; `fortran` for column-major data.
+        owner: an object that must stay alive while the file is read (a `Scratch` folder), or None.
+    """
+
+    def __init__(self, path: Path | str, offset: int, dtype, shape: tuple[int, ...], *, fortran: bool = False,
+                 owner=None):
+        self.path, self.offset, self.dtype, self.shape = str(path), int(offset), np.dtype(dtype), tuple(shape)
+        self.fortran, self.owner = fortran, owner
+        need = self.offset + self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64))
+        try:
+            size = os.path.getsize(self.path)
+        except OSError as e:
+            raise DataError(f"cannot read {self.path}: {e}.") from e
+        if size < need:
+            raise DataError(f"{self.path} is truncated: an array of shape {self.shape} ({self.dtype}) needs {need} "
+                            f"bytes, the file has {size}; write the file again.")
+        self._array, self._pid = None, None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_array": None, "_pid": None}
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None or self._pid != os.getpid():
+            if 0 in self.shape:
+                self._array = np.zeros(self.shape, self.dtype)
+            else:
+                self._array = np.memmap(self.path, self.dtype, mode="r", offset=self.offset, shape=self.shape,
+                                        order="F" if self.fortran else "C")
+            self._pid = os.getpid()
+        return self._array
+
+
+class FlatWriter:
+    """Rows of one dtype written back to back to a file, in one pass; `close` gives the `Flat` that reads them.
+
+    Args:
+        path: the file to write.
+        dtype: of every value.
+        row_shape: the shape of one step of a row, e.g. (F,) for sequences; () for token ids.
+    """
+
+    def __init__(self, path: Path, dtype, row_shape: tuple[int, ...] = ()):
+        self.path, self.dtype, self.row_shape = path, np.dtype(dtype), tuple(row_shape)
+        self.file = open(path, "wb")
+        self.ends = array.array("q")
+        self.total = 0
+
+    def add(self, values) -> None:
+        a = np.ascontiguousarray(values, dtype=self.dtype)
+        self.file.write(a.tobytes())
+        self.total += len(a)
+        self.ends.append(self.total)
+
+    def close(self, owner=None) -> Flat:
+        self.file.close()
+        offsets = np.zeros(len(self.ends) + 1, dtype=np.int64)
+        offsets[1:] = np.frombuffer(self.ends, dtype=np.int64) if len(self.ends) else offsets[1:]
+        return Flat(Mapped(self.path, 0, self.dtype, (self.total, *self.row_shape), owner=owner), offsets)
+
+
+class Flat:
+    """Variable-length rows stored back to back: row i is values[offsets[i]:offsets[i+1]], memory-mapped;
+    the (N+1,) offsets live in memory, so every row's length is known without reading it."""
+
+    def __init__(self, values: Mapped, offsets: np.ndarray):
+        self.values, self.offsets = values, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.values.array[self.offsets[i]: self.offsets[i + 1]]
+
+
+class NpyRows:
+    """Row r of a memory-mapped x (N, T, F) or (N, T) as (T, F)."""
+
+    def __init__(self, x: Mapped):
+        self.x = x
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, r: int) -> np.ndarray:
+        row = self.x.array[r]
+        return row[:, None] if row.ndim == 1 else row
+
+
+class SequenceItems:
+    """The items of one streamed sequence split: item i is row `index[i]` of `rows` as float32 (T_i, F), cut to
+    its length; a NaN or Inf inside it is a DataError naming the row."""
+
+    def __init__(self, rows, index: np.ndarray, lengths: np.ndarray | None, name: str):
+        self.rows, self.index, self.lengths, self.name = rows, np.asarray(index, dtype=np.int64), lengths, name
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        row = int(self.index[i])
+        a = np.array(self.rows[row], dtype=np.float32)  # a copy out of the map
+        if self.lengths is not None:
+            a = a[: int(self.lengths[i])]
+        if not np.isfinite(a).all():
+            raise DataError(
+                f"{self.name}: item {row} (0-based, in file order) has NaN or Inf values ({int((~np.isfinite(a)).sum())} "
+                f"in its valid steps); fill or drop missing values, or give sequences of different lengths with a "
+                f"lengths array/column."
+            )
+        return a
+
+
+class StreamedPart(NamedTuple):
+    """One split of a streamed sequence file before dividing: rows (indexable, row r -> (T, F)), raw labels
+    (N,), lengths (N,) int64 or None, and the (N, T, F) shape x would have in memory."""
+
+    rows: object
+    labels: np.ndarray
+    lengths: np.ndarray | None
+    shape: tuple[int, int, int]
+
+
+def finish_streamed(name: str, parts: dict[str, StreamedPart], seed: int, source: str, workers: int | None,
+                    **extra) -> Dataset:
+    """The streamed twin of `finish_sequences`: the same labels, splits, lengths and info, as `StreamSplit`s
+    whose items are copied out of `rows`; normalisation statistics from 512 training items (all of them
+    when there are fewer, and then the record equals the in-memory one)."""
+    variable = _check_split_shapes(name, {s: p.shape for s, p in parts.items()},
+                                   any(p.lengths is not None for p in parts.values()))
+    _, classes = encode_labels(parts["train"].labels)
+    chosen = {}
+    for split, p in parts.items():
+        lengths = p.lengths
+        if variable and lengths is None:
+            lengths = np.full(p.shape[0], p.shape[1], dtype=np.int64)
+        y = encode_labels(p.labels, classes)[0]
+        if split != "train":
+            chosen[split] = (p.rows, np.arange(len(y)), y, lengths, p.shape[1])
+            continue
+        for s, idx in train_val_test(y, seed, test_given="test" in parts, val_given="val" in parts).items():
+            chosen[s] = (p.rows, idx, y[idx], None if lengths is None else lengths[idx], p.shape[1])
+    items = {s: SequenceItems(rows, idx, lengths, name) for s, (rows, idx, _, lengths, _) in chosen.items()}
+    sample, sample_lengths = pad_sequences([items["train"][i] for i in sample_for_stats(len(items["train"]))])
+    record = sequence_record(source, sample, sample_lengths if variable else None, **extra)
+    splits = {s: StreamSplit(items[s], torch.as_tensor(y, dtype=torch.int64), record=record, workers=workers,
+                             lengths=None if lengths is None else torch.as_tensor(lengths, dtype=torch.int64))
+              for s, (_, _, y, lengths, _) in chosen.items()}
+    longest = max(int(lengths.max()) if lengths is not None and len(lengths) else steps
+                  for _, _, _, lengths, steps in chosen.values())
+    _logger.info("streaming %d sequences from %s (statistics from %d training items)",
+                 sum(len(s) for s in splits.values()), name, len(sample))
+    info = DatasetInfo(name=name, kind=record["view"], input_shape=(longest, int(parts["train"].shape[2])),
+                       num_classes=len(classes), class_names=tuple(classes), variable_length=variable,
+                       preprocessing=record)
+    return Dataset(info, splits["train"], splits["val"], splits["test"])
+
+
+class _Member(NamedTuple):
+    """One .npy member of an .npz: its header, and where its data starts in the .npz file (None: compressed)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+    header: int  # bytes of .npy header before the data, inside the member
+    file_offset: int | None
+    info: zipfile.ZipInfo
+
+
+def _npz_headers(path: Path | str, *, quiet: bool) -> dict[str, _Member] | None:
+    """The .npy headers of every member of an .npz, read without reading any data. A file that is not a
+    readable .npz gives None when `quiet` (the in-memory reader then says what is wrong), else a DataError."""
+    try:
+        out = {}
+        with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, fortran, dtype = read(f)
+                    header = f.tell()
+                offset = None
+                if info.compress_type == zipfile.ZIP_STORED:
+                    raw.seek(info.header_offset)
+                    local = raw.read(30)  # the local file header: its name and extra field come before the data
+                    if local[:4] != b"PK\x03\x04":
+                        raise zipfile.BadZipFile(f"bad local header for member {info.filename}")
+                    name_len, extra_len = struct.unpack("<HH", local[26:30])
+                    offset = info.header_offset + 30 + name_len + extra_len + header
+                out[info.filename[: -len(".npy")]] = _Member(tuple(shape), np.dtype(dtype), fortran, header, offset, info)
+        return out
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, struct.error) as e:
+        if quiet:
+            return None
+        read_npz(path)  # raises the in-memory reader's precise DataError
+        raise DataError(f"cannot read {path} as an .npz file: {e}.") from e
+
+
+def _npz_decoded_bytes(members: dict[str, _Member]) -> int:
+    """Bytes of every x array as float32."""
+    return sum(4 * int(np.prod(m.shape, dtype=np.int64)) for k, m in members.items() if k in ("x", "x_train", "x_val", "x_test"))
+
+
+def _mapped_member(path: Path | str, key: str, m: _Member, scratch: list) -> Mapped:
+    """A member of the .npz as a memory map: in place when stored, else inflated once to a temporary .npy."""
+    if m.file_offset is not None:
+        return Mapped(path, m.file_offset, m.dtype, m.shape, fortran=m.fortran)
+    if not scratch:
+        scratch.append(Scratch("npz"))
+    target = scratch[0] / f"{key}.npy"
+    _logger.info("inflating compressed member %r of %s to %s to memory-map it", key, path, target)
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(m.info) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 22)  # 4 MiB at a time
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"cannot read {path} as an .npz file: {e}.") from e
+    return Mapped(target, m.header, m.dtype, m.shape, fortran=m.fortran, owner=scratch[0])
+
+
+def _streamed_npz(path: Path | str, members: dict[str, _Member], seed: int, workers: int | None) -> Dataset:
+    """`load_npz` with x memory-mapped (see the module docstring): the same checks on everything but x's values."""
+    keys = sorted(members)
+    scratch: list = []
+    parts = {}
+    with np.load(path, allow_pickle=False) as f:
+        for split, suffixes in SPLIT_SUFFIXES.items():
+            found = [s for s in suffixes if f"x{s}" in members or f"y{s}" in members]
+            if not found:
+                continue
+            s = found[0]
+            missing = [k for k in (f"x{s}", f"y{s}") if k not in members]
+            if missing:
+                raise DataError(
+                    f"{path}: missing array {' and '.join(map(repr, missing))} (the file has {', '.join(keys)}); "
+                    f"save with np.savez(path, x=..., y=..., lengths=...)."
+                )
+            m, source = members[f"x{s}"], f"{path} [x{s}]"
+            if m.dtype.kind not in "biuf":
+                raise DataError(f"{source}: x must hold numbers, got dtype {m.dtype}.")
+            if len(m.shape) not in (2, 3):
+                raise DataError(
+                    f"{source}: expected x of shape (N, T, F) or (N, T) (items, time steps, features), got "
+                    f"{m.shape}; images go in an image folder."
+                )
+            try:
+                y = f[f"y{s}"]
+                lengths = f[f"lengths{s}"] if f"lengths{s}" in members else None
+            except ValueError as e:
+                raise DataError(
+                    f"cannot read {path}: {e}. Object (ragged) arrays are not supported: pad sequences to one length "
+                    f"T and pass their lengths as a `lengths` array."
+                ) from e
+            except (OSError, zipfile.BadZipFile, EOFError) as e:
+                raise DataError(f"cannot read {path} as an .npz file: {e}.") from e
+            n, t = m.shape[0], m.shape[1]
+            if y.ndim != 1 or len(y) != n:
+                raise DataError(
+                    f"{path}: y{s} must have shape (N,) with N = len(x{s}) = {n}, got y{s} of shape {y.shape}; "
+                    f"one label per sequence."
+                )
+            if lengths is not None:
+                lengths = check_lengths(lengths, n, t, source)
+            shape = (n, t, m.shape[2] if len(m.shape) == 3 else 1)
+            parts[split] = StreamedPart(NpyRows(_mapped_member(path, f"x{s}", m, scratch)), y, lengths, shape)
+    if "train" not in parts:
+        raise DataError(
+            f"{path}: missing arrays 'x' and 'y' (the file has {', '.join(keys) or 'no arrays'}); "
+            f"save with np.savez(path, x=..., y=..., lengths=...)."
+        )
+    return finish_streamed(str(path), parts, seed, "npz", workers)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gridseq import datasets, defaults, models, train
-from gridseq.data.series_builtin import raw_builtin
+from gridseq.data.builtin.forecast_series import raw_builtin
 
 DATASETS = ("sunspots", "airline")
 MODELS = ("lstm", "gru", "tcn", "mlp")

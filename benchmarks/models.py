@@ -29,7 +29,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import gridseq
 from gridseq import tasks
-from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
+from gridseq.data.contract import Batch, Dataset, DatasetInfo, Split
 
 VOCAB = 65
 GRU_FEATURES, GRU_CLASSES = 8, 5
@@ -158,8 +158,8 @@ def token_data(n: int, steps: int, seed: int = 0) -> Dataset:
 
 def forecast_data(n: int, window: int = 60, seed: int = 0) -> Dataset:
     """A noisy sine through gridseq's own forecasting pipeline: n windows of 60 steps → 1 step."""
+    from gridseq.data.readers.series_csv import RawSeries
     from gridseq.data.series import series_dataset
-    from gridseq.data.series_io import RawSeries
 
     rng = np.random.default_rng(seed)
     steps = n + window

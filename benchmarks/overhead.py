@@ -25,7 +25,7 @@ import torch
 import gridseq
 from benchmarks import timing
 from benchmarks.models import SPECS, Spec, check_identical
-from gridseq.data.sampler import BatchSampler
+from gridseq.data.samplers import BatchSampler
 
 TARGET = 0.97
 FULL_STEPS = {"rnn-text": 40, "lstm-forecast": 60, "lstm-charlm": 16, "cnn-image": 40, "bigru-varlen": 16}

@@ -17,7 +17,7 @@ WAV headers (the index a streamed load makes, timed).
 
 --augment-check instead trains the dtmf recipe (8 epochs, in memory) on a 1x CSV (seed 0) and on a
 1,000-utterance training subset of it (seeds 0 and 1), with and without --augment (SpecAugment masks + noise,
-gridseq.data.augment_audio), and reports the validation cer / exact match that decide its default.
+gridseq.data.augment.audio), and reports the validation cer / exact match that decide its default.
 
     python benchmarks/stream_modalities.py [--cases dtmf,npy,frames] [--scale 10] [--root /tmp/gridseq-modalities]
         [--workers 2] [--threads 1] [--out benchmarks/results/stream_modalities.json]
@@ -64,7 +64,7 @@ VIDEO_RECIPE = ["--model", "crnn", "--batch-size", "64", "--lr", "3e-3", "--sche
 def ensure_dtmf(root: Path, scale: int) -> Path:
     """root/dtmf-xSCALE/transcripts.csv and its WAVs (the CSV is written last: it marks a complete folder)."""
     from gridseq.data.audio import write_wav
-    from gridseq.data.transcribe_builtin import DTMF_ALPHABET, DTMF_RATE, DTMF_SIZES, MAX_KEYS, MIN_KEYS, dtmf_utterance
+    from gridseq.data.builtin.transcribe import DTMF_ALPHABET, DTMF_RATE, DTMF_SIZES, MAX_KEYS, MIN_KEYS, dtmf_utterance
 
     folder = root / f"dtmf-x{scale}"
     csv = folder / "transcripts.csv"
@@ -92,15 +92,15 @@ def ensure_clips(root: Path, scale: int, layout: str) -> Path:
     """root/moving-digits-xSCALE-LAYOUT/<digit-direction>/<clip>.npy (or <clip>/<t>.png frames)."""
     from PIL import Image
 
-    from gridseq.data.builtin import _digits_raw
-    from gridseq.data.moving_digits import DIRECTIONS, SIZES, make_clips
+    from gridseq.data.builtin.digits import digits_raw
+    from gridseq.data.builtin.moving_digits import DIRECTIONS, SIZES, make_clips
 
     folder = root / f"moving-digits-x{scale}-{layout}"
     done = folder / ".complete"
     if done.exists():
         return folder
     t0 = time.perf_counter()
-    images, labels = _digits_raw()
+    images, labels = digits_raw()
     names = [f"{d}-{direction}" for d in range(10) for direction in DIRECTIONS]
     for name in names:
         (folder / name).mkdir(parents=True, exist_ok=True)
@@ -136,9 +136,10 @@ def disk_bytes(path: Path) -> dict:
 def sizes(case: str, source: Path) -> dict:
     """Items, bytes on disk and decoded float32 bytes; for audio the header index is timed."""
     if case == "dtmf":
-        from gridseq.data import audio, transcribe_io
+        from gridseq.data import audio
+        from gridseq.data.readers import transcripts as transcripts_reader
 
-        rows = transcribe_io._read_rows(source)
+        rows = transcripts_reader._read_rows(source)
         rec = audio.front_end_record(sample_rate=8000, n_mels=40)
         t0 = time.perf_counter()
         lengths = [audio.wav_frames(source.parent / r["file"], rec) for r in rows]

@@ -63,13 +63,13 @@ def write_sources(root: Path, copies: int = COPIES, only: str | None = None) -> 
     out = {}
     txt = root / f"pydoc-{copies}x.txt"
     if not txt.exists():
-        from gridseq.data.text_builtin import pydoc_text
+        from gridseq.data.builtin.text import pydoc_text
 
         txt.write_text("\n\n".join([pydoc_text()] * copies), encoding="utf-8")
     out["txt (lm)"] = {"path": txt, "flags": ["--task", "lm"]}
     sentiment = root / f"sentiment-{copies}x.csv"
     if not sentiment.exists():
-        from gridseq.data.text_builtin import SENTIMENT_CLASSES, sentiment_table
+        from gridseq.data.builtin.text import SENTIMENT_CLASSES, sentiment_table
 
         items, _ = sentiment_table()
         with open(sentiment, "w", newline="", encoding="utf-8") as f:
@@ -80,9 +80,9 @@ def write_sources(root: Path, copies: int = COPIES, only: str | None = None) -> 
     out["text csv (classify)"] = {"path": sentiment, "flags": []}
     npz, wide = root / f"mnist1d-{copies}x.npz", root / f"mnist1d-{copies}x-wide.csv"
     if not npz.exists() or not wide.exists():
-        from gridseq.data.builtin import _mnist1d_raw
+        from gridseq.data.builtin.mnist1d import mnist1d_raw
 
-        x, y, x_test, y_test = _mnist1d_raw()
+        x, y, x_test, y_test = mnist1d_raw()
         x = np.tile(np.concatenate([x, x_test])[:, :, 0].astype(np.float32), (copies, 1))  # (5000·copies, 40)
         y = np.tile(np.concatenate([y, y_test]), copies)
         np.savez(npz, x=x, y=y)
@@ -214,12 +214,12 @@ def print_memory(result: dict) -> None:
 # --------------------------------------------------------------------------------------- augment
 def run_augment(seeds: list[int]) -> dict:
     """Validation (and test) accuracy of the built-in GRU defaults with augment off and on."""
+    import torch
+
     import gridseq
     import gridseq.datasets as gd
     from gridseq import defaults
     from gridseq.train import seed_everything
-
-    import torch
 
     torch.set_num_threads(1)
     rows = []

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ucr_table import append, run_one_with
 
 from gridseq import datasets, defaults, models, train
-from gridseq.data.split import Dataset, Split
-from ucr_table import append, run_one_with
+from gridseq.data.contract import Dataset, Split
 
 OUT = Path(__file__).parent / "results"
 # candidate overrides of the defaults: {"model": {...}, "train": {...}}; "default" changes nothing

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import gridseq
 from benchmarks import timing
 from benchmarks.models import SPECS, varlen_data
-from gridseq.data.sampler import BatchSampler, padded_fraction
+from gridseq.data.samplers import BatchSampler, padded_fraction
 
 TARGET = 2.0
 FULL_STEPS = 16

@@ -10,7 +10,7 @@ from PIL import Image
 import gridseq
 from gridseq import cli, models
 from gridseq.cli_sample import sample_images
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

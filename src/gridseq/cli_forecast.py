@@ -45,9 +45,9 @@ def add_parser(sub, parents, positive_int) -> None:
 def cmd_forecast(args: argparse.Namespace) -> int:
     from gridseq import tasks
     from gridseq.cli_run import _open_run, _run_info
+    from gridseq.data.builtin.forecast_series import raw_for_spec
+    from gridseq.data.readers.series_csv import future_times, read_series_csv
     from gridseq.data.series import check_record
-    from gridseq.data.series_builtin import raw_for_spec
-    from gridseq.data.series_io import future_times, read_series_csv
 
     _check_args(args)
     model, config = _open_run(args.run_dir)

@@ -14,7 +14,7 @@ from gridseq.errors import DataError
 
 def _image_items(args, config: dict, info) -> list[tuple]:
     """(name, prepared image (1, C, H, W), target or None) for each INPUT file, or for each item of --split."""
-    from gridseq.data.mask_folder import prepare_segment_image
+    from gridseq.data.readers.mask_folder import prepare_segment_image
 
     if args.split:
         split = _reload_data(config, args.run_dir)[0].splits()[args.split]
@@ -65,8 +65,8 @@ def predict_masks(args, model, config) -> int:
     """`gridseq predict` for segmentation runs: per image its size and the share of each predicted class
     (and pixel accuracy for --split); with --out, a colour mask and an overlay PNG per image."""
     from gridseq import tasks
-    from gridseq.data.mask_folder import colorize, mask_paths, overlay, raw_image, write_png
-    from gridseq.data.split import Batch
+    from gridseq.data.contract import Batch
+    from gridseq.data.readers.mask_folder import colorize, mask_paths, overlay, raw_image, write_png
 
     info = _run_info(config, args.run_dir)
     task = tasks.for_data(info, model)
@@ -102,8 +102,8 @@ def predict_boxes(args, model, config) -> int:
     """`gridseq predict` for detection runs: per image its boxes (class, score); with --out, a PNG with
     the boxes drawn (OUT itself for one input ending in .png, else OUT/<name>_boxes.png)."""
     from gridseq import tasks
-    from gridseq.data.mask_folder import output_paths, raw_image, write_png
-    from gridseq.data.split import Batch
+    from gridseq.data.contract import Batch
+    from gridseq.data.readers.mask_folder import output_paths, raw_image, write_png
     from gridseq.tasks.detect import box_records, draw_boxes
 
     info = _run_info(config, args.run_dir)
@@ -138,7 +138,7 @@ def predict_boxes(args, model, config) -> int:
 def predict_transcripts(args, model, config: dict) -> int:
     """`gridseq predict` on a transcription (CTC) run: image/WAV INPUT files, or a split's items, through
     the Predictor (greedy decoding, or prefix beam search with --beam)."""
-    from gridseq.data.split import Batch
+    from gridseq.data.contract import Batch
     from gridseq.predict import Predictor
 
     records = []
@@ -152,7 +152,7 @@ def predict_transcripts(args, model, config: dict) -> int:
             records.extend({"input": f"{args.split}[{start + i}]", "transcript": t, "target": split.targets[start + i]}
                            for i, t in enumerate(out))
     else:
-        from gridseq.data.transcribe_io import prepare_transcribe
+        from gridseq.data.readers.transcripts import prepare_transcribe
 
         predictor = Predictor(model, _run_info(config, args.run_dir))
         options = predictor.check_options({"beam": args.beam})

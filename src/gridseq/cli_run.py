@@ -94,9 +94,7 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
 
 
 def cmd_evaluate(args, raw_overrides: dict[str, str] | None = None) -> int:
-    from gridseq import train
-
-    from gridseq import tasks
+    from gridseq import tasks, train
     from gridseq.cli_overrides import parse_value
 
     model, config = _open_run(args.run_dir)
@@ -157,7 +155,7 @@ def cmd_predict(args) -> int:
             if not Path(path).exists():
                 raise DataError(f"input {path} does not exist; pass image files, or .npz / .csv files of sequences.")
             if info.kind == "video":  # a .npy clip or a folder of frames
-                from gridseq.data.video_io import prepare_clips
+                from gridseq.data.readers.video import prepare_clips
 
                 batches.append((path, prepare_clips([path], info.preprocessing)))
                 continue
@@ -285,7 +283,7 @@ def _open_run(run_dir: str):
 
 
 def _run_info(config: dict, run_dir: str):
-    from gridseq.data.split import DatasetInfo
+    from gridseq.data.contract import DatasetInfo
 
     data = config.get("data")
     if not isinstance(data, dict) or "info" not in data:

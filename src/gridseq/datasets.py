@@ -24,23 +24,23 @@ from pathlib import Path
 from typing import Any
 
 from gridseq._validation import check_positive_int, did_you_mean
-from gridseq.data import catalog
-from gridseq.data.csv_reader import load_csv
-from gridseq.data.detect_io import csv_columns as boxes_csv_columns
-from gridseq.data.detect_io import load_detection_file
-from gridseq.data.from_torch import from_torch
-from gridseq.data.image_folder import load_image_folder
-from gridseq.data.mask_folder import is_mask_folder, load_mask_folder
+from gridseq.data import builtin as catalog
+from gridseq.data.builtin.forecast_series import load_series_file
+from gridseq.data.builtin.ucr import load_ts
+from gridseq.data.contract import Batch, Dataset, DatasetInfo, Split
 from gridseq.data.prepare import prepare_inputs
-from gridseq.data.readers import load_npz
-from gridseq.data.sampler import BatchSampler, iterate
-from gridseq.data.series_builtin import load_series_file
-from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
-from gridseq.data.transcribe_io import load_transcripts, transcript_source
-from gridseq.data.text_io import is_text_csv, load_pairs_tsv, load_text_csv, load_text_file
-from gridseq.data.transforms import check_view
-from gridseq.data.ucr import load_ts
-from gridseq.data.video_io import is_video_folder, load_video_folder
+from gridseq.data.preprocessing import check_view
+from gridseq.data.readers.csv_sequences import load_csv
+from gridseq.data.readers.detection import csv_columns as boxes_csv_columns
+from gridseq.data.readers.detection import load_detection_file
+from gridseq.data.readers.from_torch import from_torch
+from gridseq.data.readers.image_folder import load_image_folder
+from gridseq.data.readers.mask_folder import is_mask_folder, load_mask_folder
+from gridseq.data.readers.npz import load_npz
+from gridseq.data.readers.text_files import is_text_csv, load_pairs_tsv, load_text_csv, load_text_file
+from gridseq.data.readers.transcripts import load_transcripts, transcript_source
+from gridseq.data.readers.video import is_video_folder, load_video_folder
+from gridseq.data.samplers import BatchSampler, iterate
 from gridseq.errors import ConfigError, DataError
 
 __all__ = [
@@ -87,13 +87,13 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
             "none"), missing ("interpolate" | "error"). A series CSV to forecast: task="forecast" with
             time_column, value_columns, targets, window, horizon, season, val_size, test_size,
             transform, relative, missing (see gridseq.data.series); sunspots, co2, airline take the
-            same window/period options. Text (see gridseq.data.text_io): a .txt file (language model:
+            same window/period options. Text (see gridseq.data.readers.text_files): a .txt file (language model:
             chunk), a .csv with a text column (classify: text_column, label_column, level, min_count,
             val_path, test_path), a .tsv of source<TAB>target lines (seq2seq: level, target_level,
             min_count, val_path, test_path); surnames/sentiment/dates/pydoc take their own options
             (sentiment: level, min_confidence, min_count; dates: heldout, size; pydoc: chunk). Boxes for
             object detection, a COCO-style .json or a .csv of image,x0,y0,x1,y1,class rows (see
-            gridseq.data.detect_io): images, size, channels, val_fraction, test_fraction.
+            gridseq.data.readers.detection): images, size, channels, val_fraction, test_fraction.
     Returns:
         The Dataset; `dataset.info.preprocessing` records how raw inputs were prepared.
     Raises:

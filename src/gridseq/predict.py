@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gridseq.data.contract import Batch, DatasetInfo
 from gridseq.data.prepare import encode_texts, prepare_inputs
-from gridseq.data.split import Batch, DatasetInfo
 from gridseq.errors import CheckpointError, ConfigError, DataError
 
 FORWARD_TASKS = ("classify", "tag", "regress", "seq2seq", "caption", "transcribe")  # one model call per batch: can be micro-batched
@@ -246,7 +246,7 @@ class Predictor:
         record = self.info.preprocessing or {}
         layout = record.get("layout")
         if self.info.task == "transcribe":  # image or waveform arrays -> columns or log-mel frames
-            from gridseq.data.transcribe_io import prepare_transcribe
+            from gridseq.data.readers.transcripts import prepare_transcribe
 
             batch = prepare_transcribe(inputs, self.info)
             limit = self.limits.max_length
@@ -262,7 +262,7 @@ class Predictor:
             items = [self._sequence(i, item, None if lengths is None else lengths[i]) for i, item in enumerate(inputs)]
             return prepare_inputs(items, self.info)
         if layout == "video":  # .npy / frame-folder paths or (T, H, W[, C]) arrays -> (B, T, C, H, W)
-            from gridseq.data.video_io import prepare_clips
+            from gridseq.data.readers.video import prepare_clips
 
             return prepare_clips(inputs, record)
         raise DataError(f"model {self.name!r} takes {self.info.kind} data, which cannot be prepared for prediction here.")
@@ -300,7 +300,8 @@ class Predictor:
         if task in ("seq2seq", "caption"):
             return {"predictions": [self.target_vocab.decode(row) for row in output.tolist()]}
         if task == "transcribe":
-            from gridseq.tasks.transcribe import decode as ctc_decode, label_text
+            from gridseq.tasks.transcribe import decode as ctc_decode
+            from gridseq.tasks.transcribe import label_text
 
             frames = self.model.output_lengths(batch.lengths) if hasattr(self.model, "output_lengths") else batch.lengths
             ids = ctc_decode(output, frames, options.get("beam", 1))
@@ -401,7 +402,7 @@ class Predictor:
     def _segment(self, images: list, options: dict[str, Any]) -> dict[str, Any]:
         """One mask per image, each at its image's own size (so one model call per image); for detect
         runs, each image's boxes (`gridseq.tasks.detect.box_records`) instead."""
-        from gridseq.data.mask_folder import prepare_segment_image
+        from gridseq.data.readers.mask_folder import prepare_segment_image
 
         masks = []
         with tempfile.TemporaryDirectory(prefix="gridseq-img-") as tmp:

@@ -6,8 +6,8 @@ import torch
 
 import gridseq
 from gridseq import datasets, models, tasks
-from gridseq.data import probes as probe_data
-from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
+from gridseq.data.builtin import probes as probe_data
+from gridseq.data.contract import Batch, Dataset, DatasetInfo, Split
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.train import seed_everything
 

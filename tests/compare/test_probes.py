@@ -7,7 +7,7 @@ from torch import nn
 
 from gridseq import models, tasks
 from gridseq.compare import measure, probes
-from gridseq.data.split import DatasetInfo, Split
+from gridseq.data.contract import DatasetInfo, Split
 
 INFO = DatasetInfo("toy", "sequence", (12, 3), 4, tuple("abcd"))
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import gridseq.datasets as gd
-from gridseq.data.builtin import _digits_raw, _mnist1d_raw
+from gridseq.data.builtin.digits import digits_raw
+from gridseq.data.builtin.mnist1d import mnist1d_raw
 from gridseq.errors import ConfigError, DataError
 
 
@@ -46,7 +47,7 @@ def test_digits_normalised_with_training_statistics(digits):
     assert abs(float(digits.train.x.mean())) < 1e-4
     assert abs(float(digits.train.x.std()) - 1) < 1e-3
     norm = digits.info.preprocessing["normalize"]
-    x, _ = _digits_raw()
+    x, _ = digits_raw()
     assert 0.2 < norm["mean"][0] < 0.4  # raw /16 lies in [0, 1]
     assert float(x.max()) == 1.0 and float(x.min()) == 0.0
 
@@ -77,16 +78,16 @@ def test_digits_fast_path_matches_scikit_learn():
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    x, y = _digits_raw()
+    x, y = digits_raw()
     assert np.array_equal(x[:, 0] * 16, bunch.images) and np.array_equal(y, bunch.target)
 
 
 def test_mnist1d_generation_leaves_global_rngs_alone():
-    if _mnist1d_raw.cache_info().currsize:  # generate afresh (this test runs before the fixture in file order)
-        _mnist1d_raw.cache_clear()
+    if mnist1d_raw.cache_info().currsize:  # generate afresh (this test runs before the fixture in file order)
+        mnist1d_raw.cache_clear()
     np.random.seed(123)
     random.seed(123)
-    _mnist1d_raw()
+    mnist1d_raw()
     a, b = np.random.rand(), random.random()
     np.random.seed(123)
     random.seed(123)
@@ -98,7 +99,7 @@ def test_mnist1d_published_split(mnist1d):
     info = mnist1d.info
     assert (info.kind, info.input_shape, info.num_classes, info.variable_length) == ("sequence", (40, 1), 10, False)
     assert mnist1d.train.x.dtype == torch.float32 and tuple(mnist1d.test.x.shape) == (1000, 40, 1)
-    _, _, x_test, y_test = _mnist1d_raw()
+    _, _, x_test, y_test = mnist1d_raw()
     norm = info.preprocessing["normalize"]
     expected = (x_test - norm["mean"][0]) / norm["std"][0]
     assert torch.allclose(mnist1d.test.x, torch.tensor(expected), atol=1e-6)  # the generator's test set

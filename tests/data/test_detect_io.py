@@ -9,7 +9,7 @@ from PIL import Image
 
 from gridseq import datasets
 from gridseq.cli import main
-from gridseq.data.detect_io import csv_columns, load_boxes_csv, load_coco
+from gridseq.data.readers.detection import csv_columns, load_boxes_csv, load_coco
 from gridseq.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

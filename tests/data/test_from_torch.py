@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import gridseq
-from gridseq.data.from_torch import from_torch
+from gridseq.data.readers.from_torch import from_torch
 from gridseq.errors import DataError
 
 # a user-written Dataset class, in a module of its own (as a user's project would have it)

@@ -1,20 +1,26 @@
 """moving-digits / moving-digits-frames (generation, labels, splits, what one frame reveals) and user
-videos (gridseq.data.video_io: .npy clips, frame folders, class folders, predict-time preparation)."""
+videos (gridseq.data.readers.video: .npy clips, frame folders, class folders, predict-time preparation)."""
 
 import numpy as np
 import pytest
 import torch
 
-from gridseq.data.builtin import _digits_raw
-from gridseq.data.moving_digits import (
-    DIRECTIONS, _MOVES, factor_accuracy, make_clips, moving_digits, moving_digits_frames, render,
+from gridseq.data.builtin.digits import digits_raw
+from gridseq.data.builtin.moving_digits import (
+    _MOVES,
+    DIRECTIONS,
+    factor_accuracy,
+    make_clips,
+    moving_digits,
+    moving_digits_frames,
+    render,
 )
-from gridseq.data.video_io import is_video_folder, load_video_folder, prepare_clip, read_clip
+from gridseq.data.readers.video import is_video_folder, load_video_folder, prepare_clip, read_clip
 from gridseq.errors import ConfigError, DataError
 
 
 def _clips(n=400, frames=10, size=20, changes=False, seed=0):
-    images, labels = _digits_raw()
+    images, labels = digits_raw()
     return make_clips(images[:, 0], labels, n, frames, size, np.random.default_rng(seed), changes=changes)
 
 

@@ -7,16 +7,17 @@ from data_helpers import make_folder
 from PIL import Image
 
 import gridseq.datasets as gd
-from gridseq.data.builtin import _digits_raw, _mnist1d_raw
-from gridseq.data.split import DatasetInfo
-from gridseq.data.splitting import train_val_test
+from gridseq.data.builtin.digits import digits_raw
+from gridseq.data.builtin.mnist1d import mnist1d_raw
+from gridseq.data.contract import DatasetInfo
+from gridseq.data.partition import train_val_test
 from gridseq.errors import DataError
 
 
 @pytest.fixture(scope="module")
 def digits():
     ds = gd.load("digits", seed=2)
-    x, y = _digits_raw()
+    x, y = digits_raw()
     test = train_val_test(y, seed=2)["test"]
     return ds, x[test, 0] * 16  # the test items in scikit-learn's units (0..16)
 
@@ -65,7 +66,7 @@ def test_digits_sequence_view_is_applied(tmp_path, digits):
 
 def test_mnist1d_arrays_match_the_dataset_exactly():
     ds = gd.load("mnist1d")
-    _, _, x_test, _ = _mnist1d_raw()
+    _, _, x_test, _ = mnist1d_raw()
     assert torch.equal(gd.prepare_inputs(x_test[:, :, 0], ds.info).x, ds.test.x)  # (N, T) for F = 1
     assert torch.equal(gd.prepare_inputs(list(x_test[:3, :, 0]), ds.info).x, ds.test.x[:3])
     with pytest.raises(DataError, match=r"exactly T=40 steps, got one of 38"):

@@ -7,7 +7,7 @@ from data_helpers import make_folder
 from PIL import Image
 
 import gridseq.datasets as gd
-from gridseq.data.splitting import split_sizes
+from gridseq.data.partition import split_sizes
 from gridseq.errors import ConfigError, DataError
 
 

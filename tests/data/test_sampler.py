@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from gridseq.data.sampler import BatchSampler, iterate, padded_fraction
-from gridseq.data.split import Split
+from gridseq.data.contract import Split
+from gridseq.data.samplers import BatchSampler, iterate, padded_fraction
 from gridseq.errors import ConfigError
 
 

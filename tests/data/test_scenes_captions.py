@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gridseq import datasets
-from gridseq.data import scenes_captions as sc
+from gridseq.data.builtin import scenes_captions as sc
 from gridseq.data.vocab import EOS, PAD, Vocab
 
 pytestmark = pytest.mark.usefixtures("one_thread")

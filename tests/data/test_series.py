@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import gridseq.datasets as gd
-from gridseq.data import catalog
+from gridseq.data import builtin as catalog
+from gridseq.data.readers.series_csv import RawSeries, future_times, infer_frequency, read_series_csv
 from gridseq.data.series import decode, encode, origins, series_dataset
-from gridseq.data.series_io import RawSeries, future_times, infer_frequency, read_series_csv
 from gridseq.errors import ConfigError, DataError
 
 needs_statsmodels = pytest.mark.skipif(importlib.util.find_spec("statsmodels") is None, reason="needs statsmodels")

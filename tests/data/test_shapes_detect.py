@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gridseq import datasets
-from gridseq.data.shapes_detect import CLASS_NAMES, _digit_pool, make_scenes
+from gridseq.data.builtin.shapes_detect import CLASS_NAMES, _digit_pool, make_scenes
 from gridseq.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -86,7 +86,7 @@ def test_augmented_training_digits_vary_but_keep_tight_boxes_and_unaugmented_sce
 
 
 def test_vary_rotates_and_thickens_strokes():
-    from gridseq.data.shapes_detect import _vary
+    from gridseq.data.builtin.shapes_detect import _vary
 
     ink = np.zeros((20, 20), dtype=np.float32)
     ink[2:18, 9:11] = 1.0  # a vertical bar

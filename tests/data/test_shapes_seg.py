@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 import gridseq.datasets as gd
-from gridseq.data.mask_folder import colorize, mask_paths, overlay, write_png
-from gridseq.data.shapes_seg import CLASS_NAMES, _shape_mask, make_scenes, parse_size
+from gridseq.data.builtin.shapes_seg import CLASS_NAMES, _shape_mask, make_scenes, parse_size
+from gridseq.data.readers.mask_folder import colorize, mask_paths, overlay, write_png
 from gridseq.errors import ConfigError, DataError
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gridseq.data.splitting import encode_labels, split_sizes, stratified_sample, train_val_test
+from gridseq.data.partition import encode_labels, split_sizes, stratified_sample, train_val_test
 from gridseq.errors import DataError
 
 

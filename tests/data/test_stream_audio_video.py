@@ -13,12 +13,13 @@ from PIL import Image
 import gridseq
 import gridseq.datasets as gd
 from gridseq import cli
-from gridseq.data import audio, video_io
+from gridseq.data import audio
 from gridseq.data.augment import augmentation_for
-from gridseq.data.augment_audio import AudioAugment
-from gridseq.data.sampler import BatchSampler
+from gridseq.data.augment.audio import AudioAugment
+from gridseq.data.builtin.transcribe import DTMF_ALPHABET, dtmf_utterance
+from gridseq.data.readers import video as video_reader
+from gridseq.data.samplers import BatchSampler
 from gridseq.data.stream import StreamSplit
-from gridseq.data.transcribe_builtin import DTMF_ALPHABET, dtmf_utterance
 from gridseq.errors import ConfigError, DataError
 
 
@@ -243,8 +244,8 @@ def test_fixed_length_clips_stream_without_lengths(tmp_path):
 
 def test_clip_lengths_come_from_headers_and_only_training_clips_are_read(clips, monkeypatch):
     read = []
-    original = video_io.read_clip
-    monkeypatch.setattr(video_io, "read_clip", lambda path, **kw: read.append(str(path)) or original(path, **kw))
+    original = video_reader.read_clip
+    monkeypatch.setattr(video_reader, "read_clip", lambda path, **kw: read.append(str(path)) or original(path, **kw))
     data = gd.load(clips, seed=2, stream=True, workers=0)
     assert sorted(read) == sorted(data.train.source.paths)  # the statistics sample (every training clip here), no more
     for split in data.splits().values():

@@ -11,9 +11,9 @@ from PIL import Image
 
 import gridseq.datasets as gd
 from gridseq.data.augment import augmentation_for
-from gridseq.data.augment_dense import DetectAugment, SegmentAugment, move_boxes, move_masks
-from gridseq.data.sampler import BatchSampler
-from gridseq.data.split import Batch
+from gridseq.data.augment.dense import DetectAugment, SegmentAugment, move_boxes, move_masks
+from gridseq.data.contract import Batch
+from gridseq.data.samplers import BatchSampler
 from gridseq.data.stream import StreamSplit
 from gridseq.errors import ConfigError, DataError
 

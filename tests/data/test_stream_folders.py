@@ -9,7 +9,7 @@ from data_helpers import photo_folder
 
 import gridseq
 import gridseq.datasets as gd
-from gridseq.data.augment import ImageAugment
+from gridseq.data.augment.images import ImageAugment
 from gridseq.data.stream import StreamSplit, should_stream
 from gridseq.errors import ConfigError, DataError
 
@@ -113,7 +113,7 @@ def test_fit_trains_on_a_streamed_folder_and_augments_it_by_default(folder, tmp_
 
 
 def test_the_cache_keeps_decoded_images_and_is_never_stale(folder, tmp_path, monkeypatch):
-    from gridseq.data import image_folder
+    from gridseq.data.readers import image_folder
 
     cache = tmp_path / "cache"
     data = gd.load(folder, image_size=(16, 16), cache=cache, workers=0)

@@ -12,12 +12,12 @@ import torch
 
 import gridseq
 import gridseq.datasets as gd
-from gridseq.data import readers
 from gridseq.data.augment import augmentation_for
-from gridseq.data.augment_series import SeriesAugment
-from gridseq.data.split import Batch, Split
+from gridseq.data.augment.series import SeriesAugment
+from gridseq.data.contract import Batch, Split
+from gridseq.data.readers import npz as npz_reader
 from gridseq.data.stream import StreamSplit
-from gridseq.data.text_build import LazyStrings, LazyText, TokenMatrix, TokenStreamSplit
+from gridseq.data.text_assemble import LazyStrings, LazyText, TokenMatrix, TokenStreamSplit
 from gridseq.errors import ConfigError, DataError
 from gridseq.train import seed_everything
 
@@ -127,7 +127,7 @@ def test_two_workers_give_the_batches_of_this_process(files, name, options):
 def test_lengths_and_length_buckets_need_no_id_read(files, monkeypatch):
     data = gd.load(files / "reviews.csv", stream=True, workers=0, level="char")
     memory = gd.load(files / "reviews.csv", stream=False, level="char")
-    monkeypatch.setattr(readers.Mapped, "array", property(lambda self: 1 / 0))  # any read of a file now fails
+    monkeypatch.setattr(npz_reader.Mapped, "array", property(lambda self: 1 / 0))  # any read of a file now fails
     split = data.train
     assert torch.equal(split.lengths, memory.train.lengths)
     sampler = gd.BatchSampler(len(split), 8, lengths=split.lengths, bucket=True, seed=0)

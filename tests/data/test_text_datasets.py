@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import gridseq.datasets as gd
-from gridseq.data import text_builtin as tb
-from gridseq.data.text_build import encode_texts
+from gridseq.data.builtin import text as tb
+from gridseq.data.text_assemble import encode_texts
 from gridseq.data.text_clean import clean_surname, clean_text, repair_tweet_bytes, split_surname_entry
 from gridseq.data.vocab import BOS, EOS, PAD, UNK, Vocab
 from gridseq.errors import ConfigError, DataError

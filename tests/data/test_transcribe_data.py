@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from gridseq.data import audio
-from gridseq.data.transcribe_builtin import DTMF_ALPHABET, digit_pools, dtmf_tones, dtmf_utterance
-from gridseq.data.transcribe_io import encode_transcripts, image_columns, prepare_transcribe
+from gridseq.data.builtin.transcribe import DTMF_ALPHABET, digit_pools, dtmf_tones, dtmf_utterance
+from gridseq.data.readers.transcripts import encode_transcripts, image_columns, prepare_transcribe
 from gridseq.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -99,15 +99,15 @@ def test_digit_pools_keep_test_digits_apart():
 
 def test_digit_strings_and_dtmf_load_seeded():
     from gridseq import datasets
-    from gridseq.data.builtin import _digits_raw
-    from gridseq.data.transcribe_builtin import _rngs, digit_string
+    from gridseq.data.builtin.digits import digits_raw
+    from gridseq.data.builtin.transcribe import _rngs, digit_string
 
     d = datasets.load("digit-strings", seed=0, size=20)  # each built-in loaded once: 1,800+ items to generate
     assert d.info.task == "transcribe" and d.info.num_classes == 11 and d.train.x.shape[2] == 16
     assert all(3 <= len(t) <= 10 for t in d.train.targets) and len(d.test) == 1000
     assert d.train.y[0, : len(d.train.targets[0])].tolist() == [int(c) + 1 for c in d.train.targets[0]]
     assert bool((d.train.lengths >= 8 * torch.tensor([len(t) for t in d.train.targets])).all())  # >= 8 columns a digit
-    x, y = _digits_raw()
+    x, y = digits_raw()
     a, b = (digit_string(x[:, 0].copy(), y, np.arange(50), np.random.default_rng(7)) for _ in range(2))
     assert np.array_equal(a[0], b[0]) and a[1] == b[1]  # seeded
     assert _rngs("dtmf", 0)["test"].random() == _rngs("dtmf", 5)["test"].random()  # test items ignore the seed

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gridseq.datasets as gd
-from gridseq.data.ts_format import count_cases, parse_ts, read_header, read_ts
+from gridseq.data.readers.ts_format import count_cases, parse_ts, read_header, read_ts
 from gridseq.errors import ConfigError, DataError
 
 UNIVARIATE = """\

@@ -11,7 +11,8 @@ import torch
 
 import gridseq.datasets as gd
 from gridseq import defaults, models, train
-from gridseq.data import catalog, ucr
+from gridseq.data import builtin as catalog
+from gridseq.data.builtin import ucr
 from gridseq.errors import DataError
 
 needs_aeon = pytest.mark.skipif(ucr.archive_folder() is None, reason="aeon (gridseq[ucr]) is not installed")

@@ -15,7 +15,7 @@ import torch
 
 import gridseq
 from gridseq import models
-from gridseq.data.split import KINDS, DatasetInfo
+from gridseq.data.contract import KINDS, DatasetInfo
 from gridseq.errors import ShapeError
 
 B = 3

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gridseq import models
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.data.vocab import EOS, PAD
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.captioner import Captioner, CaptionerConfig

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import build_config, create, create_for
 

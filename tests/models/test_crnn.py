@@ -126,7 +126,7 @@ def test_wrong_frame_size_and_layout_are_shape_errors():
 
 
 def _val_factors(model, ds):
-    from gridseq.data.moving_digits import factor_accuracy
+    from gridseq.data.builtin.moving_digits import factor_accuracy
 
     model.eval()
     with torch.no_grad():
@@ -161,7 +161,7 @@ def test_predictor_takes_npy_clips_frame_folders_and_arrays(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from gridseq.data.moving_digits import moving_digits
+    from gridseq.data.builtin.moving_digits import moving_digits
     from gridseq.predict import Predictor
 
     info = moving_digits(0, "video", frames=9, size=17).info

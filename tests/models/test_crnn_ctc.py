@@ -9,7 +9,7 @@ import torch
 
 from gridseq import models
 from gridseq.cli import main
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.errors import ConfigError, DataError
 from gridseq.models.crnn_ctc import CRNN, CRNNConfig
 
@@ -111,8 +111,8 @@ def test_predictor_on_a_wav_needs_only_the_run(tmp_path):
     """A run on WAV files stores its front end: predicting a WAV at another sample rate needs nothing else."""
     from gridseq import datasets, train
     from gridseq.data import audio
-    from gridseq.data.transcribe_builtin import dtmf_utterance
-    from gridseq.data.transcribe_io import prepare_transcribe
+    from gridseq.data.builtin.transcribe import dtmf_utterance
+    from gridseq.data.readers.transcripts import prepare_transcribe
     from gridseq.predict import Predictor
 
     rng = np.random.default_rng(0)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gridseq import models, tasks
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.errors import ConfigError, ShapeError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

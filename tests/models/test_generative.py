@@ -8,7 +8,7 @@ import torch
 
 import gridseq
 from gridseq import models, tasks
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from gridseq import models, tasks
 from gridseq._validation import check_positive_int
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.errors import ConfigError
 from gridseq.models import registry
 

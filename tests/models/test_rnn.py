@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gridseq import models
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.rnn import RNNModel
 from gridseq.nn.sequence import masked_max, masked_mean

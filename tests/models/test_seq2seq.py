@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import gridseq
 from gridseq import models
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.data.vocab import BOS, EOS, PAD
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.seq2seq import Seq2Seq

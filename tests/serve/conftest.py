@@ -26,7 +26,7 @@ except ImportError:
 
 def _small(data, n=256):
     """The dataset with each split cut to its first n items (the runs only need to exist, not to be good)."""
-    from gridseq.data.split import Dataset, Split
+    from gridseq.data.contract import Dataset, Split
 
     def cut(split):
         lengths = None if split.lengths is None else split.lengths[:n]

@@ -11,8 +11,8 @@ import torch
 
 import gridseq
 from gridseq import models, tasks
-from gridseq.data import scenes_captions as sc
-from gridseq.data.split import Batch, Dataset, Split
+from gridseq.data.builtin import scenes_captions as sc
+from gridseq.data.contract import Dataset, Split
 from gridseq.data.vocab import EOS, Vocab
 from gridseq.errors import ConfigError, DataError
 from gridseq.tasks.caption import BleuCounts, CaptionTask
@@ -33,7 +33,7 @@ def tiny():
 
 
 def ids(vocab, captions):
-    from gridseq.data.text_build import pad_ids
+    from gridseq.data.padding import pad_ids
 
     return pad_ids([vocab.encode(c, eos=True) for c in captions])[0]
 

@@ -11,10 +11,18 @@ import torch
 import gridseq
 from gridseq import models, tasks
 from gridseq.cli import main
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import ConfigError, DataError, ShapeError
-from gridseq.tasks.detect import (DetectMetrics, average_precision, batched_nms, box_iou, decode, mean_average_precision,
-                                  nms, targets)
+from gridseq.tasks.detect import (
+    DetectMetrics,
+    average_precision,
+    batched_nms,
+    box_iou,
+    decode,
+    mean_average_precision,
+    nms,
+    targets,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 import gridseq
 from gridseq import models, tasks
 from gridseq.cli import main
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import ConfigError, DataError, ShapeError
-from gridseq.tasks.segment import SegmentTask, balanced_weights, iou_from_confusion
+from gridseq.tasks.segment import balanced_weights, iou_from_confusion
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 NAMES = ("background", "circle", "square")

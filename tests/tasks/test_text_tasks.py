@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import gridseq
-from gridseq.data.sampler import StreamSampler
-from gridseq.data.split import Batch, Dataset, DatasetInfo, Split
+from gridseq.data.contract import Batch, Dataset, DatasetInfo, Split
+from gridseq.data.samplers import StreamSampler
 from gridseq.data.vocab import EOS, PAD, Vocab
 from gridseq.errors import ConfigError, DataError
 from gridseq.tasks import LMTask, Seq2SeqTask, TagTask

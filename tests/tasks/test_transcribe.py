@@ -7,12 +7,17 @@ import math
 import pytest
 import torch
 
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import DataError, ShapeError
 from gridseq.models.crnn_ctc import CRNN, CRNNConfig
 from gridseq.tasks import get
 from gridseq.tasks.transcribe import (
-    TranscribeTask, decode, greedy_decode, prefix_beam_search, required_frames, target_lengths,
+    TranscribeTask,
+    decode,
+    greedy_decode,
+    prefix_beam_search,
+    required_frames,
+    target_lengths,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -167,7 +172,7 @@ def test_crnn_ctc_learns_dtmf():
 
 
 @pytest.mark.parametrize("module", ["gridseq.tasks.transcribe", "gridseq.models.crnn_ctc", "gridseq.data.audio",
-                                    "gridseq.data.transcribe_io"])
+                                    "gridseq.data.readers.transcripts"])
 def test_docstring_examples(module):
     import doctest
     import importlib

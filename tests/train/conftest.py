@@ -2,10 +2,9 @@
 
 import pytest
 import torch
-
 from train_helpers import TINY, TinyNet, make_data
 
-from gridseq.data.split import Dataset
+from gridseq.data.contract import Dataset
 from gridseq.models import registry
 
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from train_helpers import TINY, make_data
 
 import gridseq
-from gridseq.data.sampler import BatchSampler
+from gridseq.data.samplers import BatchSampler
 from gridseq.errors import ConfigError
 from gridseq.models import registry
 from gridseq.train import distributed, precision

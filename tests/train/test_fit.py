@@ -11,7 +11,7 @@ from train_helpers import TinyNet, build, make_data
 
 import gridseq
 from gridseq import io
-from gridseq.data.split import Dataset, DatasetInfo, Split
+from gridseq.data.contract import Dataset, DatasetInfo, Split
 from gridseq.errors import CheckpointError, ConfigError, GridseqError
 from gridseq.models import registry
 from gridseq.train import Callback, evaluate, fit, open_run, read_history

@@ -12,9 +12,9 @@ from torch import nn
 
 import gridseq.datasets as gd
 from gridseq import models, tasks, train
+from gridseq.data.contract import DatasetInfo
+from gridseq.data.readers.series_csv import RawSeries
 from gridseq.data.series import series_dataset
-from gridseq.data.series_io import RawSeries
-from gridseq.data.split import DatasetInfo
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.forecast import ForecastMetrics, baseline_forecasts
 

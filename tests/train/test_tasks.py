@@ -6,7 +6,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from gridseq import tasks
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import ConfigError, DataError, ShapeError
 
 

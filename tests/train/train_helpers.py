@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gridseq.data.split import Dataset, DatasetInfo, Split
+from gridseq.data.contract import Dataset, DatasetInfo, Split
 from gridseq.models import registry
 
 TINY = "_tiny_train_test"

@@ -34,7 +34,7 @@ from gridseq import datasets, models, tasks
 from gridseq.compare import measure, probes
 from gridseq.compare.plan import Budget, ModelSpec, resolve_settings
 from gridseq.compare.progress import Job, Progress
-from gridseq.data import catalog
+from gridseq.data import builtin as catalog
 from gridseq.errors import ConfigError, GridseqError
 from gridseq.train import optim
 from gridseq.train.callbacks import Callback

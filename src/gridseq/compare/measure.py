@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gridseq.data.split import Split
+from gridseq.data.contract import Split
 
 _logger = logging.getLogger(__name__)
 

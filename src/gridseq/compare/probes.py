@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gridseq.data.split import Split
+from gridseq.data.contract import Split
 
 
 def recurrent_layer(model: nn.Module):
@@ -55,7 +55,7 @@ def gradient_flow(model: nn.Module, task, split: Split, n: int = 64) -> dict[str
         return None
     x, lengths, index = probe_batch(split, n)
     y = split.y[index][:, : x.shape[1]] if split.y.dim() == 2 and split.y.dtype == torch.int64 else split.y[index]
-    from gridseq.data.split import Batch
+    from gridseq.data.contract import Batch
 
     batch = Batch(x, y, lengths)
     last = layer.num_layers - 1

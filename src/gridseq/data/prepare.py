@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from gridseq.data.csv_reader import Table, read_items, resolve_spec
-from gridseq.data.image_folder import IMAGE_SUFFIXES, read_image
-from gridseq.data.readers import as_sequences, read_npz
-from gridseq.data.split import Batch, DatasetInfo
-from gridseq.data.transforms import apply_preprocessing, pad_sequences
-from gridseq.data.ts_format import read_ts
+from gridseq.data.contract import Batch, DatasetInfo
+from gridseq.data.padding import pad_sequences
+from gridseq.data.preprocessing import apply_preprocessing
+from gridseq.data.readers.csv_sequences import Table, read_items, resolve_spec
+from gridseq.data.readers.image_folder import IMAGE_SUFFIXES, read_image
+from gridseq.data.readers.npz import as_sequences, read_npz
+from gridseq.data.readers.ts_format import read_ts
 from gridseq.errors import DataError
 
 
@@ -89,7 +90,7 @@ def prepare_inputs(inputs: Any, info: DatasetInfo, *, invert: bool = False) -> B
 def encode_texts(texts: list, record: dict[str, Any]) -> Batch:
     """Strings → token ids as the training texts were made: the dataset's cleaning rule, then its
     vocabulary (unseen tokens become `<unk>`); (N, T) padded with 0, with lengths."""
-    from gridseq.data.text_build import encode_texts as encode
+    from gridseq.data.text_assemble import encode_texts as encode
 
     for i, text in enumerate(texts):
         if not isinstance(text, str):

@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 
 from gridseq._validation import check_choice, check_positive_int
-from gridseq.data.series_io import RawSeries, default_season
-from gridseq.data.split import Dataset, DatasetInfo, Split
+from gridseq.data.contract import Dataset, DatasetInfo, Split
+from gridseq.data.readers.series_csv import RawSeries, default_season
 from gridseq.errors import ConfigError, DataError
 
 _logger = logging.getLogger(__name__)

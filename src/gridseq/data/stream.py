@@ -32,8 +32,9 @@ import torch
 from torch import Tensor
 
 from gridseq._validation import check_positive_int
-from gridseq.data.split import Batch, augmented
-from gridseq.data.transforms import apply_preprocessing, pad_sequences, valid_mask
+from gridseq.data.contract import Batch, augmented
+from gridseq.data.padding import pad_batch
+from gridseq.data.preprocessing import apply_preprocessing
 from gridseq.errors import ConfigError, DataError, GridseqError
 
 # a source whose decoded float32 items would take more than this share of available memory streams
@@ -84,7 +85,7 @@ class StreamSplit:
             or tensor): an image (C, H, W) in [0, 1] or a sequence (T_i, F) before preprocessing.
         y: (N,) int64 class indices (or (N, ...) targets), known without decoding.
         record: the preprocessing record applied to every decoded batch (normalisation and view, see
-            `gridseq.data.transforms`); None for items that are ready as they are.
+            `gridseq.data.preprocessing`); None for items that are ready as they are.
         lengths: (N,) int64 valid lengths of sequence items, or None.
         workers: decoder processes for `loader`; 0 decodes in this process. Default: `default_workers()`.
         prefetch: batches each worker prepares ahead. Default: 2.
@@ -148,8 +149,7 @@ class StreamSplit:
         if self.collate is not None:
             raw = self.collate(items)
         elif lengths is not None:
-            raw = pad_sequences(items)[0][:, : int(lengths.max())]  # (B, T, F) to the batch's longest item
-            raw[~valid_mask(raw, lengths.numpy())] = 0.0  # padding is exactly zero, whatever the items held there
+            raw = pad_batch(items, lengths)  # (B, T, ...) to the batch's longest item
         else:
             raw = np.stack(items) if items else np.zeros((0,), dtype=np.float32)
         if self.record is None:

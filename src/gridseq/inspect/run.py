@@ -155,7 +155,7 @@ def _item(run_dir: str, config: dict, info, input: str | None, split: str, index
 
 
 def _row(batch, i: int):
-    from gridseq.data.split import Batch
+    from gridseq.data.contract import Batch
 
     lengths = None if batch.lengths is None else batch.lengths[i : i + 1]
     x = batch.x[i : i + 1]

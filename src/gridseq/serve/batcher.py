@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gridseq.data.split import Batch
+from gridseq.data.contract import Batch
 from gridseq.predict import Predictor
 
 _logger = logging.getLogger(__name__)

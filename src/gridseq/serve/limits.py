@@ -8,7 +8,7 @@ token for word-level ones.
 
 from __future__ import annotations
 
-from gridseq.data.split import DatasetInfo
+from gridseq.data.contract import DatasetInfo
 from gridseq.predict import InputLimits
 from gridseq.serve.settings import ServeSettings
 

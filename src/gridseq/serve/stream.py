@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gridseq.data.transforms import apply_preprocessing
+from gridseq.data.preprocessing import apply_preprocessing
 from gridseq.data.vocab import SPECIALS
 from gridseq.errors import ConfigError, DataError
 from gridseq.predict import Predictor, as_numbers, top_probabilities
@@ -169,7 +169,7 @@ class StreamSession:
         info, record = self.predictor.info, self.predictor.info.preprocessing
         device = self.predictor.device
         if info.kind == "video":
-            from gridseq.data.video_io import prepare_clip
+            from gridseq.data.readers.video import prepare_clip
 
             frame = as_numbers(value, "the frame")
             if frame.ndim not in (2, 3):

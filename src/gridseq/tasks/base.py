@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from gridseq._validation import did_you_mean
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import ConfigError
 
 _logger = logging.getLogger(__name__)
@@ -127,8 +127,8 @@ class Task(ABC):
 
     def sampler(self, n: int, batch_size: int, lengths: Tensor | None, *, seed: int, rank: int = 0, world_size: int = 1):
         """The training batch order: an iterable of index tensors with `set_epoch(e)` and `len()`.
-        Default: shuffled, length-bucketed batches (`gridseq.data.sampler.BatchSampler`)."""
-        from gridseq.data.sampler import BatchSampler
+        Default: shuffled, length-bucketed batches (`gridseq.data.samplers.BatchSampler`)."""
+        from gridseq.data.samplers import BatchSampler
 
         return BatchSampler(n, batch_size, lengths=lengths, shuffle=True, seed=seed, rank=rank, world_size=world_size)
 

@@ -19,9 +19,10 @@ sacreBLEU is imported only when metrics are made; without it they fail with how 
 from __future__ import annotations
 
 from collections import Counter
+
 from torch import Tensor, nn
 
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.vocab import Vocab
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import register

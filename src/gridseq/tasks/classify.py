@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, Split
 from gridseq.errors import DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
 

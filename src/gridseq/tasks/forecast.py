@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gridseq._validation import check_choice, check_positive_int
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.series import LOSSES, decode, history_window
-from gridseq.data.split import Batch, DatasetInfo, Split
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
 

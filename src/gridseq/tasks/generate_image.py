@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
 

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gridseq.data.sampler import StreamSampler
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
+from gridseq.data.samplers import StreamSampler
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import SumMetrics, Task, register
 from gridseq.tasks.tag import IGNORE, aligned_targets

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import DataError, ShapeError
 from gridseq.tasks.base import SumMetrics, Task, register
 
@@ -41,7 +41,7 @@ class RegressTask(Task):
         - output: (B, D) float.  - batch.y: (B, D) float.
 
     Example:
-        >>> from gridseq.data.split import Batch
+        >>> from gridseq.data.contract import Batch
         >>> task = RegressTask()
         >>> out, y = torch.tensor([[1.0], [3.0]]), torch.tensor([[1.5], [2.0]])
         >>> round(float(task.loss(out, Batch(out, y))), 4)

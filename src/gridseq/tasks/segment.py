@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.stream import StreamSplit
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
@@ -224,7 +224,7 @@ class SegmentTask(Task):
 
     def check_split(self, split: Split, name: str) -> None:
         if isinstance(split, StreamSplit) and split.y_source is not None:
-            return  # streamed masks are checked as each is decoded (gridseq.data.dense_stream)
+            return  # streamed masks are checked as each is decoded (gridseq.data.readers.dense_stream)
         y, x = split.y, split.x
         if y.dtype != torch.int64 or y.dim() != 3:
             raise DataError(f"segment needs {name} targets y of shape (N, H, W) int64 class masks (-100 for unlabelled "

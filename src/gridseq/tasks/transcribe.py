@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gridseq._validation import check_positive_int
-from gridseq.data.split import Batch, DatasetInfo, Split
+from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import DataError, ShapeError
 from gridseq.tasks.base import SumMetrics, Task, register
 from gridseq.tasks.seq2seq import edit_distance

@@ -16,7 +16,7 @@ from torch import nn
 
 from gridseq import tasks
 from gridseq._validation import check_positive_int
-from gridseq.data.split import DatasetInfo, Split
+from gridseq.data.contract import DatasetInfo, Split
 from gridseq.errors import ConfigError
 from gridseq.train import distributed, precision
 

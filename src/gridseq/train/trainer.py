@@ -26,7 +26,7 @@ from torch import nn
 from gridseq import tasks
 from gridseq._validation import check_choice, check_positive_int
 from gridseq.data.augment import augmentation_for
-from gridseq.data.split import Batch, Dataset, Split
+from gridseq.data.contract import Batch, Dataset, Split
 from gridseq.errors import ConfigError, DataError, GridseqError
 from gridseq.io import model_spec
 from gridseq.train import distributed, optim, precision

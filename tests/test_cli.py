@@ -160,6 +160,10 @@ def test_defaults_table_merges_specific_over_generic():
     assert defaults.lookup("other", "x", table) == {"train": {"epochs": 1, "lr": 0.1}, "model": {}}
     defaults.lookup("d", "m", table)["train"]["epochs"] = 99  # a copy: the table is not changed
     assert table[("d", "*")]["train"]["epochs"] == 2
+    table[("<image_folder>", "*")] = {"train": {"epochs": 3}}
+    table[("<image_folder>", "m")] = {"train": {"lr": 0.2}}
+    assert defaults.lookup("/my/photos", "m", table, reader="image_folder")["train"] == {"epochs": 3, "lr": 0.2}
+    assert defaults.lookup("/my/walks.npz", "m", table, reader="npz")["train"] == {"epochs": 1, "lr": 0.1}
 
 
 class FakeFit:
@@ -198,6 +202,17 @@ def test_flags_beat_the_defaults_table_and_unset_flags_are_not_passed(capsys, tm
     assert kw["data_spec"] == {"name": "digits", "seed": 0, "view": "sequence", "options": {}}
     assert "accuracy" in out and str(tmp_path / "r") in out
     assert "gridseq: INFO: model 'gru' does not take image data" in err  # -v logs the decisions
+
+
+def test_an_image_folder_trains_with_the_image_folder_defaults(capsys, tmp_path, monkeypatch, fake_fit):
+    folder = _image_folder(tmp_path / "photos")
+    monkeypatch.setattr(defaults, "TABLE", {("*", "*"): {"train": {"epochs": 10}},
+                                            ("<image_folder>", "*"): {"train": {"epochs": 4, "batch_size": 8}},
+                                            ("<image_folder>", "cnn"): {"train": {"lr": 0.02}}})
+    code, _, _ = run(capsys, "train", folder, "--model", "cnn", "--run-dir", tmp_path / "r")
+    assert code == 0 and {k: fake_fit.calls[0][2][k] for k in ("epochs", "batch_size", "lr")} == {"epochs": 4, "batch_size": 8, "lr": 0.02}
+    code, _, _ = run(capsys, "train", "digits", "--model", "cnn", "--run-dir", tmp_path / "r2")
+    assert code == 0 and fake_fit.calls[1][2]["epochs"] == 10 and "lr" not in fake_fit.calls[1][2]  # a built-in: not a folder
 
 
 def test_default_run_dir_and_refusing_to_overwrite(capsys, tmp_path, monkeypatch, fake_fit):

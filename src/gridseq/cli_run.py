@@ -64,8 +64,6 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
     fit_keys = [p for p in inspect.signature(train.fit).parameters if p not in _FIT_MANAGED]
     overrides = resolve(raw_overrides, model_cls_config=entry.config_cls, train_keys=fit_keys)
     model_kw = _model_settings(args, entry, overrides["model"])
-    table = defaults.lookup(args.dataset, entry.name)
-    train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
     options = {k: v for k, v in (("image_size", args.image_size), ("label_column", args.label_column), ("task", args.task),
                                  ("stream", args.stream), ("workers", args.workers), ("cache", args.cache))
                if v is not None}
@@ -79,6 +77,8 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
         view = "sequence"  # user images for a recurrent model: read each image as a sequence of rows
         _logger.info("model %r does not take images: loading %s with view='sequence'", entry.name, args.dataset)
         data = datasets.load(dataset_ref, seed=args.seed, view=view, **options)
+    table = defaults.lookup(args.dataset, entry.name, reader=_user_reader(dataset_ref, data.info))
+    train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
     model_kw = {**{k: v for k, v in table["model"].items() if k in _fields(entry)}, **model_kw}
     train.seed_everything(args.seed)  # the initial weights are part of what --seed reproduces
     model = models.create_for(entry.name, data.info, **model_kw)
@@ -240,6 +240,15 @@ def _dataset_ref(name: str) -> str:
         return name
     path = Path(name).expanduser()
     return str(path.resolve()) if path.exists() else name
+
+
+def _user_reader(dataset_ref: str, info) -> str | None:
+    """The reader that loaded user files (their defaults are "<reader>" entries), None for a built-in."""
+    from gridseq import datasets
+
+    if dataset_ref.lower() in datasets.names():
+        return None
+    return (info.preprocessing or {}).get("source")
 
 
 def _run_name(dataset: str) -> str:

@@ -6,9 +6,11 @@ own defaults (for training settings) or the model's config defaults (for archite
 
 Each entry maps (dataset, model) to two optional sections: "train" (keyword arguments of
 `gridseq.train.fit`, e.g. epochs, lr) and "model" (model config fields, e.g. hidden_size). "*" matches
-any dataset or model; a family pattern "ucr/*" matches every dataset named "ucr/<something>"; user
-files (image folders, .npz, .csv, .ts) match only "*" entries. More specific entries win key by key:
-("*", "*") < ("ucr/*", "*") < (dataset, "*") < ("*", model) < ("ucr/*", model) < (dataset, model).
+any dataset or model; a family pattern "ucr/*" matches every dataset named "ucr/<something>". User
+files match the "*" entries and the entries of their reader, written "<reader>" after the preprocessing
+record's "source" (`"<image_folder>"`: class folders of photos). More specific entries win key by key:
+("*", "*") < ("ucr/*" or "<reader>", "*") < (dataset, "*") < ("*", model) < ("ucr/*" or "<reader>", model)
+< (dataset, model).
 
     >>> lookup("digits", "cnn")["train"]["epochs"]
     15
@@ -131,20 +133,22 @@ TABLE: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
 SECTIONS = ("train", "model")
 
 
-def lookup(dataset: str, model: str, table: dict | None = None) -> dict[str, dict[str, Any]]:
+def lookup(dataset: str, model: str, table: dict | None = None, *, reader: str | None = None) -> dict[str, dict[str, Any]]:
     """The merged defaults for training `model` on `dataset`.
 
     Args:
-        dataset: a built-in dataset name; a path (user data) matches only the "*" entries.
+        dataset: a built-in dataset name; a path (user data) matches the "*" entries and its reader's.
         model: a registered model name.
         table: the table to read. Default: `TABLE`.
+        reader: for user files, the reader that loaded them (`info.preprocessing["source"]`, e.g.
+            "image_folder"): entries "<image_folder>" apply. Default: None.
     Returns:
         `{"train": {...}, "model": {...}}`, a fresh copy the caller may change.
     """
     table = TABLE if table is None else table
     merged: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
     dataset = dataset.lower()
-    family = family_pattern(dataset)
+    family = f"<{reader}>" if reader else family_pattern(dataset)
     keys = [("*", "*"), (family, "*"), (dataset, "*"), ("*", model), (family, model), (dataset, model)]
     for key in keys:
         if key[0] is None:

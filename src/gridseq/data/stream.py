@@ -142,8 +142,9 @@ class StreamSplit:
         """Decode and prepare the items at `index`: (x, lengths) as the model sees them."""
         return self._prepare([self.source[int(i)] for i in index.tolist()], index)
 
-    def _prepare(self, items: list, index: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Decoded raw items -> the batch's (x, lengths): collated, normalised, in the dataset's view."""
+    def _prepare(self, items: list, index: Tensor, raw_transform: Callable | None = None) -> tuple[Tensor, Tensor | None]:
+        """Decoded raw items -> the batch's (x, lengths): collated, `raw_transform`ed (a function of the raw
+        batch tensor, e.g. colour jitter in pixel units), normalised, in the dataset's view."""
         items = [np.asarray(a, dtype=np.float32) for a in items]
         lengths = None if self.lengths is None else self.lengths[index]
         if self.collate is not None:
@@ -152,6 +153,8 @@ class StreamSplit:
             raw = pad_batch(items, lengths)  # (B, T, ...) to the batch's longest item
         else:
             raw = np.stack(items) if items else np.zeros((0,), dtype=np.float32)
+        if raw_transform is not None:
+            raw = raw_transform(torch.from_numpy(raw)).numpy()
         if self.record is None:
             return torch.from_numpy(raw), lengths
         x, _ = apply_preprocessing(raw, None if lengths is None else lengths.numpy(), self.record)
@@ -167,8 +170,8 @@ class StreamSplit:
             return augmented(self.batch(index), index, augment, seed, epoch)
         d = augment.draws(index, seed, epoch)
         items = [transformed(int(i), functools.partial(augment.pil_affine, d[k])) for k, i in enumerate(index.tolist())]
-        x, lengths = self._prepare(items, index)
-        return Batch(augment.colour(x, d), self._targets(index), lengths)
+        x, lengths = self._prepare(items, index, lambda raw: augment.colour(raw, d, normalised=False))
+        return Batch(x, self._targets(index), lengths)
 
     def batch(self, index: Tensor | slice) -> Batch:
         """The items at `index` decoded in this process, as `Split.batch` returns them."""

@@ -125,18 +125,25 @@ class ImageAugment:
         grid = F.affine_grid(self._matrix(d), list(x.shape), align_corners=False)
         return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
 
-    def colour(self, x: Tensor, d: Tensor) -> Tensor:
-        """The brightness, contrast and saturation factors of `d` applied to normalised images x (B, C, H, W)."""
+    def colour(self, x: Tensor, d: Tensor, *, normalised: bool = True) -> Tensor:
+        """The brightness, contrast and saturation factors of `d` applied to images x (B, C, H, W): normalised
+        ones (the batch comes back normalised), or raw pixels in [0, 1] with `normalised=False`.
+
+        Brightness b scales the pixels, contrast c pulls them towards the image's mean grey m, saturation s
+        towards each pixel's grey g; composed, that is one affine map per pixel,
+        b·c·(s·x + (1 - s)·g) + b·(1 - c)·m, clamped to [0, 1] — computed as such, in a few passes."""
         bright, contrast, sat = (d[:, k].to(x.dtype).view(-1, 1, 1, 1) for k in (6, 7, 8))
         mean = torch.tensor(self.mean, dtype=x.dtype).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype).view(1, -1, 1, 1)
-        raw = (x * std + mean) * bright  # (B, C, H, W) in pixel units
-        level = raw.mean((1, 2, 3), keepdim=True)  # (B, 1, 1, 1): each image's mean grey
-        raw = (raw - level) * contrast + level
+        raw = torch.addcmul(mean, x, std) if normalised else x  # (B, C, H, W) in pixel units
+        gray = raw.mean(1, keepdim=True)  # (B, 1, H, W)
+        offset = (bright * (1 - contrast)) * gray.mean((2, 3), keepdim=True)  # b·(1 - c)·m, (B, 1, 1, 1)
         if raw.shape[1] == 3:
-            gray = raw.mean(1, keepdim=True)
-            raw = (raw - gray) * sat + gray
-        return (raw.clamp(0, 1) - mean) / std
+            out = torch.addcmul(torch.addcmul(offset, gray, bright * contrast * (1 - sat)), raw, bright * contrast * sat)
+        else:
+            out = torch.addcmul(offset, raw, bright * contrast)
+        out = out.clamp_(0, 1)
+        return out.sub_(mean).div_(std) if normalised else out
 
     def __call__(self, x: Tensor, items: Tensor, *, seed: int, epoch: int) -> Tensor:
         """Augment a normalised batch x (B, C, H, W); `items` (B,) are the items' indices in their split."""

@@ -90,14 +90,15 @@ def read_image(path: Path | str, *, channels: int | None = None, size: tuple[int
             elif size is not None and out.size != (size[1], size[0]):
                 method = Image.Resampling.BOX if resample == "box" else Image.Resampling.BILINEAR
                 out = out.resize((size[1], size[0]), method)
-            a = np.asarray(out, dtype=np.float32) / peak
+            pixels = np.asarray(out)  # (H, W) or (H, W, C), uint8 (int32 for 16-bit files)
         except (OSError, SyntaxError, ValueError) as e:
             raise DataError(f"cannot read image {path}: {e}. Remove or replace the file (is it truncated?).") from e
-    if a.ndim == 2:
-        a = a[None] if channels == 1 else np.repeat(a[None], 3, axis=0)  # (C, H, W)
+    if pixels.ndim == 2:
+        pixels = pixels[None] if channels == 1 else np.repeat(pixels[None], 3, axis=0)  # (C, H, W)
     else:
-        a = a.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
-    return np.ascontiguousarray(np.clip(a, 0.0, 1.0))
+        pixels = pixels.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+    a = np.divide(pixels, np.float32(peak), out=np.empty(pixels.shape, dtype=np.float32), dtype=np.float32)
+    return a if pixels.dtype == np.uint8 else np.clip(a, 0.0, 1.0, out=a)  # 8-bit pixels are in [0, 1] already
 
 
 def _visible_dirs(folder: Path) -> list[Path]:

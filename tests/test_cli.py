@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from gridseq import cli, defaults, models
-from gridseq.cli_overrides import parse_value, resolve, split_overrides
+from gridseq.cli import models as cli_models
+from gridseq.cli.overrides import parse_value, resolve, split_overrides
 from gridseq.errors import ConfigError
 
 
@@ -111,7 +112,7 @@ def test_keyboard_interrupt_exits_130_with_one_line(capsys, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_models", interrupted)
+    monkeypatch.setattr(cli_models, "cmd_models", interrupted)
     code, _, err = run(capsys, "models")
     assert code == 130 and err.strip() == "gridseq: error: interrupted"
 
@@ -120,7 +121,7 @@ def test_other_exceptions_are_bugs_and_propagate(monkeypatch):
     def broken(args):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(cli, "cmd_models", broken)
+    monkeypatch.setattr(cli_models, "cmd_models", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["models"])
 
@@ -358,7 +359,7 @@ def test_train_threads_sets_torch_intra_op_threads(capsys, tmp_path):
 def test_per_step_predictions_name_a_class_for_every_step(capsys):
     # a tag run (e.g. moving-digits-frames) predicts (B, T) labels: records list one class per step,
     # cut to each item's length
-    from gridseq.cli_run import _print_predictions, _records
+    from gridseq.cli.predict import _print_predictions, _records
 
     labels = torch.tensor([[0, 1, 1], [2, 2, 0]])
     records = _records(["a", "b"], labels, torch.rand(2, 3, 3), ("up", "down", "left"), 2, torch.tensor([3, 2]))

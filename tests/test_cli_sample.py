@@ -9,7 +9,7 @@ from PIL import Image
 
 import gridseq
 from gridseq import cli, models
-from gridseq.cli_sample import sample_images
+from gridseq.cli.sample import sample_images
 from gridseq.data.contract import DatasetInfo
 
 pytestmark = pytest.mark.usefixtures("one_thread")

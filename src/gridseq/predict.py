@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from gridseq.data.contract import Batch, DatasetInfo
 from gridseq.data.prepare import encode_texts, prepare_inputs
-from gridseq.errors import CheckpointError, ConfigError, DataError
+from gridseq.errors import ConfigError, DataError
 
 FORWARD_TASKS = ("classify", "tag", "regress", "seq2seq", "caption", "transcribe")  # one model call per batch: can be micro-batched
 TASKS = (*FORWARD_TASKS, "lm", "forecast", "segment", "detect")
@@ -134,23 +134,17 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike, *, name: str | None = None, limits: InputLimits | None = None) -> Predictor:
-        """Load a `gridseq train` run directory (config.json + model.safetensors; nothing is unpickled).
+        """Load a `gridseq train` run directory (config.json + model.safetensors; nothing is unpickled)
+        through `gridseq.runs.Run`.
 
         Raises:
             CheckpointError: not a run directory, or one without a data section (a bare `gridseq.save`).
         """
-        from gridseq.train import open_run
+        from gridseq.runs import Run
 
-        model, config = open_run(run_dir)
-        data = config.get("data")
-        if not isinstance(data, dict) or not isinstance(data.get("info"), dict):
-            raise CheckpointError(f"{run_dir}/config.json has no data section; predicting needs a run directory written "
-                                  f"by `gridseq train` or gridseq.fit(run_dir=...) (a model saved with gridseq.save has no dataset).")
-        try:
-            info = DatasetInfo.from_json(data["info"])
-        except (TypeError, KeyError) as e:
-            raise CheckpointError(f"{run_dir}/config.json has an unreadable data info section ({e}); retrain the run.") from None
-        return cls(model, info, name=name or Path(run_dir).name, limits=limits)
+        run = Run.open(run_dir)
+        model = run.model
+        return cls(model, run.info, name=name or run.path.name, limits=limits)
 
     # ---- what the model takes -----------------------------------------------------------------------
 

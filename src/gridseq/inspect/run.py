@@ -66,13 +66,13 @@ def inspect_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, input: st
         DataError: the input cannot be read, or index is out of range.
         CheckpointError: run_dir is not a run directory.
     """
-    from gridseq.cli_run import _open_run, _run_info
+    from gridseq.runs import Run
 
-    run_dir = str(run_dir)
-    model, config = _open_run(run_dir)
-    info = _run_info(config, run_dir)
-    batch, item, labels = _item(run_dir, config, info, input, split, index)
-    name = f"{config.get('model', {}).get('name', type(model).__name__)} on {info.name}, {item}"
+    run = Run.open(run_dir)
+    model = run.model
+    info = run.info
+    batch, item, labels = _item(run, input, split, index)
+    name = f"{run.model_name} on {info.name}, {item}"
     out = Path(out)
     result = Inspection(item=item)
     found = False
@@ -115,18 +115,16 @@ def inspect_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, input: st
     return result
 
 
-def _item(run_dir: str, config: dict, info, input: str | None, split: str, index: int):
-    """(Batch of one item, its description, {"source": token labels} for text)."""
+def _item(run, input: str | None, split: str, index: int):
+    """(Batch of one item of `run`'s data or `input`, its description, {"source": token labels} for text)."""
     from gridseq.data.prepare import encode_texts, prepare_inputs
 
+    info = run.info
     if index < 0:
         raise DataError(f"index must be >= 0, got {index}.")
     vocab = _vocab(info, "vocab")
     if input is None:
-        from gridseq.cli_run import _reload_data
-
-        data, _ = _reload_data(config, run_dir)
-        chosen = data.splits()[split]
+        chosen = run.reload_data().splits()[split]
         if index >= len(chosen):
             raise DataError(f"the {split} split has {len(chosen)} items, so index {index} is out of range; "
                             f"pass an index from 0 to {len(chosen) - 1}.")

@@ -1,7 +1,7 @@
 """The served models: each run directory loaded in the background, with its limits, thread and batcher.
 
-Loading reads config.json and model.safetensors only (`gridseq.predict.Predictor.from_run`), so a run
-directory can never execute code. Until every model is loaded `/health` answers 503 "loading"; a model
+Loading reads config.json and model.safetensors only (`gridseq.predict.Predictor.from_run`, which opens
+the directory with `gridseq.runs.Run`), so a run directory can never execute code. Until every model is loaded `/health` answers 503 "loading"; a model
 that fails to load answers 503 with the reason and the others keep serving.
 """
 

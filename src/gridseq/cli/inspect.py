@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gridseq.cli import EXIT_OK, console, print_json
+from gridseq.cli.common import EXIT_OK, console, non_negative_int, positive_int, print_json
 
 
-def add_parser(sub, parents, positive_int) -> None:
+def register(sub, parents) -> None:
     """Add the `inspect` subcommand to the `gridseq` subparsers `sub`."""
     p = sub.add_parser(
         "inspect", parents=parents, help="draw what a trained network learned (filters, gates, attention) as PNGs",
@@ -34,23 +34,14 @@ def add_parser(sub, parents, positive_int) -> None:
                    help="an image file, a .npz/.csv file of sequences (row --index), or for text runs the text itself")
     p.add_argument("--split", choices=("test", "val", "train"), default="test",
                    help="without --input: the split to take the item from (default: test)")
-    p.add_argument("--index", type=_non_negative_int, default=0, metavar="N",
+    p.add_argument("--index", type=non_negative_int, default=0, metavar="N",
                    help="which item of the split, or row of the --input file (default: 0)")
     p.add_argument("--out", metavar="DIR", help="where to write the PNGs (default: RUN_DIR/inspect)")
     p.add_argument("--layer", metavar="NAME",
                    help="the recurrent layer to trace, by module name, e.g. decoder.rnn (default: the first one)")
     p.add_argument("--beam", type=positive_int, default=1, metavar="N", help="decoders: beam width for attention.png (default: 1)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text}")
-    return value
+    p.set_defaults(handler=cmd_inspect)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

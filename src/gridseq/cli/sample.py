@@ -14,10 +14,10 @@ import argparse
 import math
 from pathlib import Path
 
-from gridseq.cli import EXIT_OK, console, print_json
+from gridseq.cli.common import EXIT_OK, console, positive_int, print_json
 
 
-def add_parser(sub, parents, positive_int) -> None:
+def register(sub, parents) -> None:
     """Add the `sample` subcommand to the `gridseq` subparsers `sub`."""
     p = sub.add_parser(
         "sample", parents=parents, help="draw images from a trained generator (vae, dcgan) into a PNG grid",
@@ -33,6 +33,7 @@ def add_parser(sub, parents, positive_int) -> None:
     p.add_argument("--scale", type=positive_int, default=4, metavar="S", help="PNG pixels per image pixel (default: 4)")
     p.add_argument("--out", metavar="PNG", default="samples.png", help="where to write the grid (default: samples.png)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    p.set_defaults(handler=cmd_sample)
 
 
 def sample_images(run_dir, n: int, class_: str | int | None = None, *, seed: int = 0):
@@ -45,10 +46,10 @@ def sample_images(run_dir, n: int, class_: str | int | None = None, *, seed: int
     import torch
 
     from gridseq.errors import ConfigError
-    from gridseq.io import load, read_config
+    from gridseq.runs import Run
 
-    config = read_config(run_dir)
-    model = load(run_dir)
+    run = Run.open(run_dir)
+    config, model = run.config, run.model
     if not callable(getattr(model, "sample", None)) or getattr(model, "serves_task", None) != "generate-image":
         raise ConfigError(f"{run_dir} holds a {config['model']['name']!r} model, not an image generator; "
                           f"`gridseq sample` needs a run trained with --model vae or --model dcgan.")

@@ -18,7 +18,7 @@ import logging
 import re
 from pathlib import Path
 
-from gridseq.cli import EXIT_OK, console
+from gridseq.cli.common import EXIT_OK, console, positive_int, print_json
 from gridseq.errors import ConfigError
 
 _logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _seconds(text: str) -> float:
     return value
 
 
-def add_parser(sub, parents, positive_int) -> None:
+def register(sub, parents) -> None:
     """Add the `compare` subcommand to the `gridseq` subparsers `sub`."""
     p = sub.add_parser(
         "compare", parents=parents, help="compare CNNs, RNNs and baselines on one dataset, with a claims card",
@@ -82,6 +82,7 @@ def add_parser(sub, parents, positive_int) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show progress (default: a bar on a terminal, one line per finished run otherwise)")
     p.add_argument("--json", action="store_true", help="print report.json to stdout instead of the tables")
+    p.set_defaults(handler=cmd_compare)
 
 
 def _out_dir(args) -> Path:
@@ -109,8 +110,6 @@ def cmd_compare(args) -> int:
         threads=args.threads, progress=args.progress, jobs=args.jobs,
     )
     if args.json:
-        from gridseq.cli import print_json
-
         print_json(report.data)
         return EXIT_OK
     print_summary(report.data)

@@ -1,24 +1,21 @@
-"""`gridseq serve` and `gridseq export`: run directories behind an HTTP API, or as ONNX / TorchScript files.
+"""`gridseq serve RUN_DIR...`: run directories behind an HTTP and WebSocket API.
 
     gridseq serve runs/digits-cnn-s0 walks=runs/walks-lstm-s0 --token-file token.txt
-    gridseq export runs/walks-lstm-s0 --format onnx --out walks.onnx
 
 `serve` binds to 127.0.0.1 unless --host says otherwise; with --token-file every request needs
-`Authorization: Bearer <token>`. `export` verifies the file against PyTorch on sample inputs and
-prints that check (exit 2 if it fails). See docs/serving.md.
+`Authorization: Bearer <token>`. See docs/serving.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from gridseq.cli import EXIT_OK, print_json
+from gridseq.cli.common import EXIT_OK, non_negative_float, positive_int
 
 
-def add_parser(sub, parents, positive_int, non_negative_float) -> None:
-    """Add the `serve` and `export` subcommands to the `gridseq` subparsers `sub`."""
+def register(sub, parents) -> None:
+    """Add the `serve` subcommand to the `gridseq` subparsers `sub`."""
     p = sub.add_parser("serve", parents=parents, help="serve trained runs over HTTP and WebSocket",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Serve run directories: GET /health, GET /models, POST /models/NAME/predict, "
@@ -49,16 +46,7 @@ def add_parser(sub, parents, positive_int, non_negative_float) -> None:
     p.add_argument("--threads", type=positive_int, default=1, metavar="N",
                    help="torch threads per process (default: 1, best for small models; raise it for large ones)")
     p.add_argument("--no-access-log", dest="access_log", action="store_false", help="do not log one line per request")
-
-    p = sub.add_parser("export", parents=parents, help="export a trained run to ONNX or TorchScript",
-                       description="Export a run's model with dynamic batch size and sequence length (image size for FCNs), "
-                                   "then check the file against PyTorch on sample inputs (max abs diff <= 1e-4). "
-                                   "Needs `pip install 'gridseq[export]'`.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="default: onnx")
-    p.add_argument("--out", metavar="FILE", help="where to write (default: RUN_DIR/model.onnx or RUN_DIR/model.ts.pt)")
-    p.add_argument("--no-check", dest="check", action="store_false", help="skip the comparison with PyTorch")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=cmd_serve)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -83,24 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from gridseq.export import export
-
-    report = export(args.run_dir, args.out, format=args.format, check=args.check)
-    if args.json:
-        print_json(report.to_json())
-    else:
-        sys.stdout.write("\n".join(report.lines()) + "\n")  # long paths stay on one line
-    return EXIT_OK
-
-
 def _check_run(path: str) -> None:
     """CheckpointError unless `path` is a run directory with a readable config.json and a data section."""
-    from gridseq import io
-    from gridseq.errors import CheckpointError
+    from gridseq.runs import Run
 
-    config = io.read_config(path)
-    if not isinstance(config.get("data"), dict) or "info" not in config["data"]:
-        raise CheckpointError(f"{path}/config.json has no data section; serve needs run directories written by `gridseq train` "
-                              f"(a model saved with gridseq.save does not say how to read inputs).")
-    json.dumps(config["data"]["info"])  # a config that does not serialise would fail every request
+    Run.open(path).info  # noqa: B018 -- reads config.json and its data section; the weights load in the server

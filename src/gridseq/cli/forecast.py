@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gridseq.cli import EXIT_OK, console, print_json
+from gridseq.cli.common import EXIT_OK, console, positive_int, print_json
 from gridseq.errors import ConfigError, DataError
 
 _logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ _logger = logging.getLogger(__name__)
 PLOT_HISTORY = 240  # at most this many past steps in the plot, so the forecast stays readable
 
 
-def add_parser(sub, parents, positive_int) -> None:
+def register(sub, parents) -> None:
     """Add the `forecast` subcommand to the `gridseq` subparsers `sub`."""
     p = sub.add_parser("forecast", parents=parents, help="forecast a series with a trained forecasting run",
                        description="Forecast the steps after the end of a series with a run trained on a series "
@@ -40,34 +40,34 @@ def add_parser(sub, parents, positive_int) -> None:
     p.add_argument("--out", metavar="CSV", help="write the forecast here (time column + one column per target)")
     p.add_argument("--plot", metavar="PNG", help="plot history and forecast to this PNG (needs matplotlib)")
     p.add_argument("--json", action="store_true", help="print the forecast as JSON")
+    p.set_defaults(handler=cmd_forecast)
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from gridseq import tasks
-    from gridseq.cli_run import _open_run, _run_info
     from gridseq.data.builtin.forecast_series import raw_for_spec
     from gridseq.data.readers.series_csv import future_times, read_series_csv
     from gridseq.data.series import check_record
+    from gridseq.runs import Run
 
     _check_args(args)
-    model, config = _open_run(args.run_dir)
-    info = _run_info(config, args.run_dir)
+    run = Run.open(args.run_dir)
+    model = run.model
+    info = run.info
     record = info.preprocessing
     check_record(record)
     if args.input:
         if not Path(args.input).is_file():
             raise DataError(f"--input {args.input} does not exist; pass a CSV with the columns "
                             f"{[record['time_column'], *record['columns']]}.")
-        options = config["data"].get("options", {})
+        options = run.data_spec["options"]
         raw = read_series_csv(args.input, time_column=record["time_column"], value_columns=record["columns"],
                               missing=options.get("missing", "error"))
     else:
-        raw = raw_for_spec(config["data"])
+        raw = raw_for_spec(run.data_spec)
         if list(raw.columns) != list(record["columns"]):
             raise DataError(f"the run's series now has columns {list(raw.columns)}, the model was trained on "
                             f"{record['columns']}; pass --input with the right columns.")
-    task = tasks.for_data(info, model)
-    values = task.forecast(model, raw.values, args.horizon)  # (H, F_out)
+    values = run.task.forecast(model, raw.values, args.horizon)  # (H, F_out)
     times = future_times(raw.times, record["frequency"], len(values))
     rows = [{record["time_column"]: t, **{c: float(v) for c, v in zip(record["targets"], row)}} for t, row in zip(times, values)]
 

@@ -1,0 +1,252 @@
+"""`gridseq train DATASET --model NAME`: resolve the settings (flags > dotted overrides > the defaults
+table > library defaults), load the data, fit, print the test metrics and write a run directory.
+
+The run's config.json "data" section is the recipe `gridseq.runs.Run.reload_data` rebuilds the
+dataset from: `{"name": built-in name or absolute path, "seed", "view", "options", "info"}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gridseq.cli.common import EXIT_OK, console, image_size, non_negative_float, non_negative_int, positive_float, positive_int, print_metrics
+from gridseq.cli.overrides import resolve
+from gridseq.errors import ConfigError
+
+_logger = logging.getLogger(__name__)
+
+# model shortcut flags → model config fields
+_MODEL_FLAGS = {"hidden_size": "--hidden-size", "num_layers": "--num-layers", "bidirectional": "--bidirectional", "dropout": "--dropout"}
+# train flags → gridseq.train.fit keyword arguments
+_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "grad_clip", "patience", "device",
+                "checkpoint_every", "precision", "augment")
+# fit() arguments the command sets itself, so --train.KEY may not
+_FIT_MANAGED = {"model", "data", "seed", "run_dir", "resume", "progress", "data_spec", "callbacks"}
+_RUN_FILES = ("config.json", "model.safetensors", "metrics.json", "history.jsonl")
+
+
+def register(sub, parents) -> None:
+    """Add the `train` subcommand to the `gridseq` subparsers `sub`."""
+    p = sub.add_parser(
+        "train", parents=parents, help="train a model on a dataset", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train MODEL on DATASET and write a run directory (config.json, model.safetensors, metrics.json).",
+        epilog="Any model config field can be set with --model.FIELD=VALUE (e.g. --model.hidden_size=256),\n"
+               "any fit() argument with --train.KEY=VALUE and any dataset option with --data.KEY=VALUE;\n"
+               "values are JSON when they parse (64, 0.1, true, [3,5]) and strings otherwise.\n"
+               "Unset flags come from the per-dataset/model defaults table (gridseq/defaults.py).")
+    p.add_argument("dataset", metavar="DATASET", help="a built-in dataset name (see `gridseq datasets`) or a path: image folder, .npz, .csv, .ts, .txt, .tsv or .json (COCO-style boxes)")
+    p.add_argument("--model", required=True, metavar="NAME", help="a registered model (see `gridseq models`)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--lr", type=positive_float, help="learning rate")
+    t.add_argument("--optimizer", help="e.g. adam, adamw, sgd")
+    t.add_argument("--weight-decay", type=non_negative_float)
+    t.add_argument("--scheduler", help="learning-rate schedule, e.g. cosine, none")
+    t.add_argument("--grad-clip", type=non_negative_float, help="clip the gradient norm to this value (0: off)")
+    t.add_argument("--patience", type=positive_int, help="stop after this many epochs without a better validation score")
+    t.add_argument("--seed", type=int, default=0, help="seeds data splits, weights and shuffling (default: 0)")
+    t.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto (under torchrun, cuda/auto: GPU LOCAL_RANK of each process)")
+    t.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
+                   help="fp32 (default), bf16 (autocast; CUDA or CPU) or fp16 (autocast + grad scaling; CUDA)")
+    t.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads per operation (default: torch's, one per core); use 1 when several runs share the cores")
+    t.add_argument("--checkpoint-every", type=positive_int, metavar="N", help="also checkpoint every N optimizer steps (always at each epoch end)")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show progress (default: a bar on a terminal, one line per epoch otherwise)")
+    r = p.add_argument_group("run directory")
+    r.add_argument("--run-dir", help="where to write the run (default: runs/<dataset>-<model>-s<seed>)")
+    r.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing run in --run-dir")
+    m = p.add_argument_group("model (shortcuts for --model.FIELD)")
+    m.add_argument("--hidden-size", type=positive_int)
+    m.add_argument("--num-layers", type=positive_int)
+    m.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None)
+    m.add_argument("--dropout", type=non_negative_float)
+    d = p.add_argument_group("data")
+    d.add_argument("--view", choices=("image", "sequence"),
+                   help="how to present the data (default: what the model takes; images become row sequences for recurrent models)")
+    d.add_argument("--image-size", type=image_size, metavar="HxW", help="resize images from a folder to HxW")
+    d.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="image folders: decode images on demand in worker processes (--stream) or all up front "
+                        "(--no-stream); default: stream when the decoded images would take over 10%% of available memory or 256 MiB")
+    d.add_argument("--workers", type=non_negative_int, metavar="N",
+                   help="decoder processes of a streamed dataset (0: decode in the training process; default: the cores, at most 4)")
+    d.add_argument("--cache", metavar="DIR",
+                   help="image folders: keep the decoded, resized images in DIR after their first read (streams the folder)")
+    d.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="augment training images (random resized crop, flip, small rotation, colour jitter; seeded by "
+                        "seed, epoch and item); default: on for image folders, off for built-ins")
+    d.add_argument("--label-column", metavar="NAME", help="the label column of a CSV file (default: label)")
+    d.add_argument("--task", choices=("classify", "lm", "seq2seq", "forecast"),
+                   help="what to learn from a file: classify (CSV text+label), lm (plain text), seq2seq (TSV source/target), forecast (CSV series)")
+    p.set_defaults(handler=cmd_train, override_prefixes=("",))  # every section; `resolve` checks the keys
+
+
+def cmd_train(args, raw_overrides: dict[str, str]) -> int:
+    """`gridseq train`; under torchrun (WORLD_SIZE > 1 in the environment) one process of a distributed
+    run: the process group comes up first and goes down last, and only rank 0 writes and prints."""
+    import torch
+
+    from gridseq.train import distributed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)  # see docs/PERFORMANCE.md: oversubscribed cores cost ~10x
+    if not distributed.init_from_env(args.device or "auto"):
+        return _train(args, raw_overrides)
+    if not distributed.is_main():
+        logging.getLogger("gridseq").setLevel(logging.ERROR)  # rank 0 alone logs notices and warnings
+    try:
+        code = _train(args, raw_overrides)
+    except BaseException:
+        distributed.shutdown(wait=False)  # other ranks may never reach a barrier now
+        raise
+    distributed.shutdown()
+    return code
+
+
+def _train(args, raw_overrides: dict[str, str]) -> int:
+    from gridseq import datasets, defaults, models, train
+    from gridseq.train import distributed
+
+    entry = models.entry(args.model)
+    fit_keys = [p for p in inspect.signature(train.fit).parameters if p not in _FIT_MANAGED]
+    overrides = resolve(raw_overrides, model_cls_config=entry.config_cls, train_keys=fit_keys)
+    model_kw = _model_settings(args, entry, overrides["model"])
+    options = {k: v for k, v in (("image_size", args.image_size), ("label_column", args.label_column), ("task", args.task),
+                                 ("stream", args.stream), ("workers", args.workers), ("cache", args.cache))
+               if v is not None}
+    options.update(overrides["data"])
+    run_dir = _shared_run_dir(args, entry.name)
+
+    dataset_ref = _dataset_ref(args.dataset)
+    view = args.view or _builtin_view(args.dataset, entry)
+    data = datasets.load(dataset_ref, seed=args.seed, view=view, **options)
+    if view is None and data.info.kind == "image" and data.info.kind not in entry.kinds and "sequence" in entry.kinds:
+        view = "sequence"  # user images for a recurrent model: read each image as a sequence of rows
+        _logger.info("model %r does not take images: loading %s with view='sequence'", entry.name, args.dataset)
+        data = datasets.load(dataset_ref, seed=args.seed, view=view, **options)
+    table = defaults.lookup(args.dataset, entry.name, reader=_user_reader(dataset_ref, data.info))
+    train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
+    model_kw = {**{k: v for k, v in table["model"].items() if k in _fields(entry)}, **model_kw}
+    train.seed_everything(args.seed)  # the initial weights are part of what --seed reproduces
+    model = models.create_for(entry.name, data.info, **model_kw)
+
+    spec = {"name": dataset_ref, "seed": args.seed, "view": view, "options": _jsonable(options)}
+    _logger.info("training %s on %s: %s", entry.name, args.dataset, train_kw)
+    result = train.fit(model, data, seed=args.seed, run_dir=run_dir, resume=args.resume, progress=args.progress, data_spec=spec, **train_kw)
+
+    if distributed.is_main():
+        print_metrics(f"test metrics ({entry.name} on {args.dataset})", result.test)
+        console().print(f"trained in {result.train_seconds:.1f} s\nrun dir: {result.run_dir}", highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def _fields(entry) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(entry.config_cls)}
+
+
+def _model_settings(args, entry, dotted: dict[str, Any]) -> dict[str, Any]:
+    """Model config values from the shortcut flags and --model.FIELD, checked against the model's fields."""
+    fields = _fields(entry)
+    settings = {}
+    for name, flag in _MODEL_FLAGS.items():
+        value = getattr(args, name)
+        if value is None:
+            continue  # not given: the defaults table or the model's own default decides
+        if name not in fields:
+            raise ConfigError(f"{flag} does not apply to model {entry.name!r} (its config has no {name!r}); "
+                              f"its settings are: {', '.join(sorted(fields))}.")
+        if name in dotted and dotted[name] != value:
+            raise ConfigError(f"{flag}={value} and --model.{name}={dotted[name]} disagree; give one of them.")
+        settings[name] = value
+    return {**settings, **dotted}
+
+
+def _builtin_view(dataset: str, entry) -> str | None:
+    """The view of a built-in dataset that `entry`'s model takes (None: its natural kind, or not a built-in).
+
+    Decided from the catalog's static metadata, so a model that cannot take the data fails before
+    anything is generated or read.
+    """
+    from gridseq import datasets, models
+
+    record = next((r for r in datasets.describe() if r["name"] == dataset.lower() and not _is_pathlike(dataset)), None)
+    if record is None or record["kind"] in entry.kinds:
+        return None
+    views = record.get("views") or [record["kind"]]
+    usable = [v for v in views if v in entry.kinds]
+    if not usable:
+        fitting = [n for n in models.names() if set(models.entry(n).kinds) & set(views)]
+        raise ConfigError(f"model {entry.name!r} takes {' or '.join(entry.kinds)} data, but dataset {record['name']!r} is "
+                          f"{' or '.join(views)} data; models for it: {', '.join(fitting)}.")
+    _logger.info("model %r does not take %s data: loading %s with view=%r", entry.name, record["kind"], record["name"], usable[0])
+    return usable[0]
+
+
+def _is_pathlike(name: str) -> bool:
+    return "/" in name or "\\" in name or Path(name).suffix != ""
+
+
+def _dataset_ref(name: str) -> str:
+    """Built-in names stay names (a built-in wins over a folder of the same name, as in datasets.load);
+    existing paths become absolute so evaluate and predict work from any folder."""
+    from gridseq import datasets
+
+    if not _is_pathlike(name) and name.lower() in datasets.names():
+        return name
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def _user_reader(dataset_ref: str, info) -> str | None:
+    """The reader that loaded user files (their defaults are "<reader>" entries), None for a built-in."""
+    from gridseq import datasets
+
+    if dataset_ref.lower() in datasets.names():
+        return None
+    return (info.preprocessing or {}).get("source")
+
+
+def _run_name(dataset: str) -> str:
+    stem = Path(dataset.rstrip("/\\")).stem if _is_pathlike(dataset) else dataset
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "data"
+
+
+def _prepare_run_dir(args, model_name: str) -> Path:
+    """The run directory; refuses to replace an existing run unless --resume or --overwrite."""
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --run-dir and --overwrite replaces it; give one of them.")
+    run_dir = Path(args.run_dir or Path("runs") / f"{_run_name(args.dataset)}-{model_name}-s{args.seed}")
+    if args.resume or not run_dir.exists() or not any(run_dir.iterdir()):
+        return run_dir
+    is_run = any((run_dir / f).exists() for f in _RUN_FILES) or any(run_dir.glob("checkpoint*"))
+    if not is_run:
+        raise ConfigError(f"{run_dir} exists, is not empty and is not a gridseq run directory; choose another --run-dir.")
+    if not args.overwrite:
+        finished = (run_dir / "metrics.json").exists()
+        state = "holds a finished run" if finished else "holds an unfinished run"
+        raise ConfigError(f"{run_dir} {state}; pass --resume to continue it, --overwrite to replace it, or another --run-dir.")
+    _logger.warning("--overwrite: removing the run in %s", run_dir)
+    shutil.rmtree(run_dir)
+    return run_dir
+
+
+def _shared_run_dir(args, model_name: str) -> Path:
+    """`_prepare_run_dir` on rank 0 only (it may remove a run with --overwrite); every rank gets its
+    answer, the run directory or the same ConfigError."""
+    from gridseq.train import distributed
+
+    return distributed.on_main(lambda: _prepare_run_dir(args, model_name))
+
+
+def _jsonable(options: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}

@@ -105,7 +105,8 @@ def _lexicon(english: dict[Key, list[str]]) -> dict[str, str]:
     tags: Counter = Counter()  # (word, number) -> times
     for verses in english.values():
         for markup in verses:
-            tags.update((word, n) for words, n in tagged_words(markup) for word in _WORD.findall(words.lower()))
+            tags.update((word, n) for words, n in tagged_words(markup)
+                        for word in ((words.lower(),) if words.isalpha() else _WORD.findall(words.lower())))
     counts: dict[str, Counter] = defaultdict(Counter)
     for (word, n), times in tags.items():
         counts[word][n] = times
@@ -157,6 +158,8 @@ def align(english: dict[Key, list[str]], spanish: dict[Key, list[str]]) -> Align
     misaligned: set[tuple[Key, int]] = set()
     for k, v in both:
         own = score(k, v, k, v)
+        if own + MISALIGNED_MARGIN >= 1.0:
+            continue  # no rival can beat it by the margin: a score is at most 1 (full overlap, equal lengths)
         book = k[0]
         i, j = en_at[(k, v)], es_at[(k, v)]
         rivals = [score(k, v, *es_seq[book][jj]) for jj in range(max(0, j - NEIGHBOURS), j + NEIGHBOURS + 1)

@@ -84,7 +84,13 @@ def _read(root: Path, name: str, dataset: str) -> dict[Key, list[str]]:
             p.stem.lower() == name.lower() for p in (Path(root) / "mods.d").glob("*.conf")):
         raise DataError(f"dataset {dataset!r} needs the SWORD module {name} (Debian package {PACKAGES[name]}), "
                         f"which is not here; {howto(root)}.")
-    _, verses = read_module(root, name)
+    return _canon_verses(str(root), name)
+
+
+@lru_cache(maxsize=4)
+def _canon_verses(root: str, name: str) -> dict[Key, list[str]]:
+    """The module's verse markup of the CANON books (read once per process: both built-ins use the English one)."""
+    _, verses = read_module(Path(root), name)
     return {key: v for key, v in verses.items() if key[0] in CANON}
 
 

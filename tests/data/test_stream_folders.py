@@ -9,6 +9,7 @@ from data_helpers import photo_folder
 
 import gridseq
 import gridseq.datasets as gd
+from gridseq.data.augment import augmentation_for
 from gridseq.data.augment.images import ImageAugment
 from gridseq.data.stream import StreamSplit, should_stream
 from gridseq.errors import ConfigError, DataError
@@ -100,11 +101,13 @@ def test_a_corrupt_file_in_a_streamed_folder_is_a_data_error_naming_it(folder):
     assert "\n" not in str(caught.value)  # the worker's own line, not its traceback
 
 
-def test_fit_trains_on_a_streamed_folder_and_augments_it_by_default(folder, tmp_path):
+def test_fit_trains_on_a_streamed_folder_augmenting_only_when_asked(folder, tmp_path):
     torch.manual_seed(0)
     data = gd.load(folder, image_size=(16, 16), stream=True, workers=2)
+    assert augmentation_for(None, data.info) is None  # off by default (docs/datasets.md: the evidence)
     model = gridseq.models.create_for("cnn", data.info, channels=(8, 16), hidden=16)
-    result = gridseq.fit(model, data, epochs=2, batch_size=8, device="cpu", progress=False, run_dir=tmp_path / "run")
+    result = gridseq.fit(model, data, epochs=2, batch_size=8, device="cpu", progress=False, run_dir=tmp_path / "run",
+                         augment=True)
     assert len(result.history) == 2 and set(result.test) >= {"accuracy", "loss"}
     config = (tmp_path / "run" / "config.json").read_text()
     assert '"augment": true' in config

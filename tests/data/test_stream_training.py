@@ -96,7 +96,8 @@ WORKER = textwrap.dedent("""
     # no BatchNorm and no dropout: each rank's batch statistics and dropout masks would differ from one process's
     model = gridseq.models.create_for("cnn", data.info, channels=(8, 16), hidden=16, batch_norm=False, dropout=0.0)
     batch = 16 // distributed.world_size()
-    result = gridseq.fit(model, data, epochs=2, batch_size=batch, seed=0, device="cpu", select="last", progress=False)
+    result = gridseq.fit(model, data, epochs=2, batch_size=batch, seed=0, device="cpu", select="last", progress=False,
+                         augment=True)
     if distributed.rank() == 0:
         save_file(model.state_dict(), f"{out}/w{distributed.world_size()}.safetensors")
     distributed.shutdown()

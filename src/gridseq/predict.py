@@ -29,6 +29,8 @@ Images come as nested arrays in the dataset's raw units, or as base64 PNG/JPEG/B
 
 Forward-only tasks (classify, tag, regress, seq2seq) split into `prepare` → `forward` → `decode`, so a
 server can merge the prepared batches of concurrent requests (`concat_batches`) and run the model once.
+Decoding is the task's own (`Task.decode`: classify, tag, regress, seq2seq, caption); transcription's
+CTC decoding, which needs the model's output lengths, stays here.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from torch import Tensor, nn
 from gridseq.data.contract import Batch, DatasetInfo
 from gridseq.data.prepare import encode_texts, prepare_inputs
 from gridseq.errors import ConfigError, DataError
+from gridseq.tasks.base import top_probabilities  # noqa: F401 -- re-exported: serve.stream and scripts use it
 
 FORWARD_TASKS = ("classify", "tag", "regress", "seq2seq", "caption", "transcribe")  # one model call per batch: can be micro-batched
 TASKS = (*FORWARD_TASKS, "lm", "forecast", "segment", "detect")
@@ -273,34 +276,20 @@ class Predictor:
         return self.task.forward(self.model, batch)
 
     def decode(self, output: Tensor, batch: Batch, options: dict[str, Any] | None = None) -> dict[str, list]:
-        """JSON-able predictions for the items of `batch` from the model's `output` on it."""
+        """JSON-able predictions for the items of `batch` from the model's `output` on it (`Task.decode`)."""
         options = options or {}
         task, names = self.info.task, self.info.class_names
         output = output.detach().cpu()
         if output.is_floating_point() and not bool(torch.isfinite(output).all()):
             raise DataError("the model produced NaN or Inf for these inputs (values far outside the range it was trained on?).")
-        if task == "classify":
-            labels, probs = self.task.predict(output)
-            return {"predictions": [names[i] for i in labels.tolist()],
-                    "probabilities": [top_probabilities(row, names, options.get("top_k")) for row in probs.tolist()]}
-        if task == "tag":
-            labels, probs = self.task.predict(output)
-            steps = [output.shape[1]] * len(batch) if batch.lengths is None else batch.lengths.tolist()
-            return {"predictions": [[names[j] for j in row[:n]] for row, n in zip(labels.tolist(), steps)],
-                    "probabilities": [[top_probabilities(p, names, options.get("top_k")) for p in row[:n]] for row, n in zip(probs.tolist(), steps)]}
-        if task == "regress":
-            values = self.task.predict(output)
-            return {"predictions": [dict(zip(names, row)) for row in values.tolist()]}
-        if task in ("seq2seq", "caption"):
-            return {"predictions": [self.target_vocab.decode(row) for row in output.tolist()]}
-        if task == "transcribe":
+        if task == "transcribe":  # CTC frames come from the model's output_lengths of this very batch
             from gridseq.tasks.transcribe import decode as ctc_decode
             from gridseq.tasks.transcribe import label_text
 
             frames = self.model.output_lengths(batch.lengths) if hasattr(self.model, "output_lengths") else batch.lengths
             ids = ctc_decode(output, frames, options.get("beam", 1))
             return {"predictions": [label_text(row, names) for row in ids]}
-        raise ConfigError(f"decode does not apply to {task!r} models; call predict().")
+        return self.task.decode(output, batch, options)
 
     # ---- inputs -------------------------------------------------------------------------------------
 
@@ -456,12 +445,6 @@ class Predictor:
 
 
 # ---- helpers ------------------------------------------------------------------------------------------
-
-def top_probabilities(probs: list[float], names, k: int | None) -> dict[str, float]:
-    """{class: probability} for the k most likely classes (all when k is None), most likely first."""
-    order = sorted(range(len(probs)), key=lambda j: -probs[j])[: k or len(probs)]
-    return {names[j]: round(probs[j], 6) for j in order}
-
 
 def as_numbers(item, what: str) -> np.ndarray:
     """A nested list (or array) of numbers as float32; DataError for strings, ragged lists, NaN or Inf."""

@@ -117,6 +117,16 @@ class Task(ABC):
     def predict(self, output: Tensor) -> Any:
         """Decode model output into predictions (for classify: labels and probabilities)."""
 
+    def decode(self, output: Tensor, batch: Batch, options: dict[str, Any]) -> dict[str, list]:
+        """JSON-able predictions for the items of `batch` from the model's `output` on it (on CPU, finite):
+        {"predictions": [one per item], ...task-specific fields}. `options` are the prediction options the
+        task accepts (e.g. top_k), already checked by the caller.
+
+        Raises:
+            ConfigError: the task has no per-batch decoding (a generator, a forecaster: call predict()).
+        """
+        raise ConfigError(f"decode does not apply to {self.name!r} models; call predict().")
+
     def fits(self, model: nn.Module) -> bool:
         """Whether `model`, of a topology this task takes, also gives the output it reads (default: yes;
         e.g. detection needs a dense detector's heads, not any per-pixel model)."""
@@ -212,3 +222,9 @@ def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
 
 def _a(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
+
+
+def top_probabilities(probs: list[float], names, k: int | None) -> dict[str, float]:
+    """{class: probability} for the k most likely classes (all when k is None), most likely first."""
+    order = sorted(range(len(probs)), key=lambda j: -probs[j])[: k or len(probs)]
+    return {names[j]: round(probs[j], 6) for j in order}

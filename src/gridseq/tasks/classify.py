@@ -12,7 +12,7 @@ from torch import Tensor
 
 from gridseq.data.contract import Batch, Split
 from gridseq.errors import DataError, ShapeError
-from gridseq.tasks.base import Metrics, Task, register
+from gridseq.tasks.base import Metrics, Task, register, top_probabilities
 
 
 class ConfusionMetrics(Metrics):
@@ -110,6 +110,13 @@ class ClassifyTask(Task):
 
     def metrics(self) -> ConfusionMetrics:
         return ConfusionMetrics(self.num_classes)
+
+    def decode(self, output: Tensor, batch: Batch, options: dict) -> dict[str, list]:
+        """Each item's class name and its top-k (`options["top_k"]`, all when None) class probabilities."""
+        names = self.info.class_names
+        labels, probs = self.predict(output)
+        return {"predictions": [names[i] for i in labels.tolist()],
+                "probabilities": [top_probabilities(row, names, options.get("top_k")) for row in probs.tolist()]}
 
     def predict(self, output: Tensor) -> tuple[Tensor, Tensor]:
         """Labels `(B,)` int64 and class probabilities `(B, K)` from logits `(B, K)`."""

@@ -71,6 +71,10 @@ class RegressTask(Task):
     def metrics(self) -> RegressionMetrics:
         return RegressionMetrics()
 
+    def decode(self, output: Tensor, batch: Batch, options: dict) -> dict[str, list]:
+        """Each item's {target name: value}."""
+        return {"predictions": [dict(zip(self.info.class_names, row)) for row in self.predict(output).tolist()]}
+
     def predict(self, output: Tensor) -> Tensor:
         """The predicted values `(B, D)` (the model output itself)."""
         self._check_output(output)

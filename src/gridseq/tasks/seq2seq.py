@@ -121,6 +121,13 @@ class Seq2SeqTask(Task):
     def metrics(self) -> Seq2SeqMetrics:
         return Seq2SeqMetrics(self)
 
+    def decode(self, output: Tensor, batch: Batch, options: dict) -> dict[str, list]:
+        """Each item's decoded text from `output`, the (B, U) target ids the model's `generate` returned."""
+        from gridseq.data.vocab import Vocab
+
+        vocab = Vocab.from_json(self.info.preprocessing["target_vocab"])
+        return {"predictions": [vocab.decode(row) for row in output.tolist()]}
+
     def predict(self, output: Tensor) -> Tensor:
         """Token ids (B, U) of teacher-forced logits; for real outputs use the model's `generate`."""
         return output.argmax(dim=-1)

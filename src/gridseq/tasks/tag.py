@@ -15,7 +15,7 @@ from torch import Tensor
 
 from gridseq.data.contract import Batch, Split
 from gridseq.errors import DataError, ShapeError
-from gridseq.tasks.base import SumMetrics, Task, register
+from gridseq.tasks.base import SumMetrics, Task, register, top_probabilities
 
 IGNORE = -100
 
@@ -75,6 +75,15 @@ class TagTask(Task):
 
     def metrics(self) -> StepMetrics:
         return StepMetrics()
+
+    def decode(self, output: Tensor, batch: Batch, options: dict) -> dict[str, list]:
+        """Each item's class name per valid step, and per step its top-k class probabilities."""
+        names = self.info.class_names
+        labels, probs = self.predict(output)
+        steps = [output.shape[1]] * len(batch) if batch.lengths is None else batch.lengths.tolist()
+        return {"predictions": [[names[j] for j in row[:n]] for row, n in zip(labels.tolist(), steps)],
+                "probabilities": [[top_probabilities(p, names, options.get("top_k")) for p in row[:n]]
+                                  for row, n in zip(probs.tolist(), steps)]}
 
     def predict(self, output: Tensor) -> tuple[Tensor, Tensor]:
         """Labels `(B, T)` and probabilities `(B, T, K)` from logits `(B, T, K)`."""

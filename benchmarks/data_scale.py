@@ -91,28 +91,37 @@ def gridseq_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "gridseq"]
 
 
+def run_measured(cmd: list[str], env: dict | None = None) -> dict:
+    """Run `cmd` as a subprocess, sampling its process tree (see `TreeMemory`): the command, exit code, wall time,
+    peak PSS of the tree and of the main process, the most processes seen; on failure also "error", the
+    last line of its stderr."""
+    with tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        memory = TreeMemory(proc.pid)
+        memory.start()
+        code = proc.wait()
+        wall = time.perf_counter() - t0
+        memory.stop.set()
+        memory.join()
+        err.seek(0)
+        stderr = err.read().strip()
+    out = {"command": shlex.join(cmd), "returncode": code, "wall_s": round(wall, 2),
+           "peak_pss_mib": round(memory.peak / MIB, 1), "peak_main_pss_mib": round(memory.peak_main / MIB, 1),
+           "max_processes": memory.max_procs, "samples": memory.samples}
+    if code != 0:
+        out["error"] = stderr.splitlines()[-1] if stderr else f"exit code {code}"
+    return out
+
+
 def run_train(folder: str, extra: list[str]) -> dict:
     """One `gridseq train` subprocess: command, exit code, wall time, peak tree PSS, and its metrics."""
     with tempfile.TemporaryDirectory(prefix="gridseq-data-scale-") as tmp:
         run_dir = Path(tmp) / "run"
-        cmd = [*gridseq_command(), "train", folder, "--model", "cnn", "--epochs", "1", "--image-size", "128x128",
-               "--run-dir", str(run_dir), "--overwrite", *extra]
-        with open(Path(tmp) / "stderr", "w+") as err:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-            memory = TreeMemory(proc.pid)
-            memory.start()
-            code = proc.wait()
-            wall = time.perf_counter() - t0
-            memory.stop.set()
-            memory.join()
-            err.seek(0)
-            stderr = err.read()
-        out = {"command": shlex.join(cmd), "returncode": code, "wall_s": round(wall, 2),
-               "peak_pss_mib": round(memory.peak / MIB, 1), "peak_main_pss_mib": round(memory.peak_main / MIB, 1),
-               "max_processes": memory.max_procs, "samples": memory.samples}
-        if code != 0:
-            return {**out, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"}
+        out = run_measured([*gridseq_command(), "train", folder, "--model", "cnn", "--epochs", "1", "--image-size",
+                            "128x128", "--run-dir", str(run_dir), "--overwrite", *extra])
+        if "error" in out:
+            return out
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return {**out, "test_accuracy": metrics["test"].get("accuracy"),
                 "samples_per_second": round(metrics["samples_per_second"], 1),

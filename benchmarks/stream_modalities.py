@@ -15,6 +15,11 @@ TreeMemory). The sizes: items, bytes on disk (file sizes and allocated blocks), 
 (the items themselves, and the padded tensors the in-memory splits hold); lengths for audio come from the
 WAV headers (the index a streamed load makes, timed).
 
+--loader-only measures the data path alone instead of training: a process that loads the source (streamed
+with 2 workers, or in memory) and takes every training batch of one epoch through `split.loader` (batches of
+256, length-bucketed), no model — the same peak-PSS sampling, at a small fraction of a training run's time
+(benchmarks/stream_text_series.py's loader measurement, on these sources).
+
 --augment-check instead trains the dtmf recipe (8 epochs, in memory) on a 1x CSV (seed 0) and on a
 1,000-utterance training subset of it (seeds 0 and 1), with and without --augment (SpecAugment masks + noise,
 gridseq.data.augment.audio), and reports the validation cer / exact match that decide its default.
@@ -25,6 +30,7 @@ gridseq.data.augment.audio), and reports the validation cer / exact match that d
 Cases measured by an earlier invocation at the same scale stay in the JSON unless measured again. Each run
 uses --threads 1 by default: on a shared machine more threads spin-wait and slow the runs down many times.
     python benchmarks/stream_modalities.py --augment-check [--out benchmarks/results/stream_modalities_augment.json]
+    python benchmarks/stream_modalities.py --loader-only [--cases dtmf,npy,frames] [--out benchmarks/results/stream_modalities_loader.json]
 """
 
 from __future__ import annotations
@@ -32,8 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,12 +46,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.data_scale import TreeMemory, gridseq_command  # noqa: E402
+from benchmarks.data_scale import gridseq_command, run_measured  # noqa: E402
+from benchmarks.stream_text_series import LOADER, measure as measure_process  # noqa: E402
 from benchmarks.timing import machine  # noqa: E402
 
 MIB = 2**20
 OUT = Path(__file__).parent / "results" / "stream_modalities.json"
 AUGMENT_OUT = Path(__file__).parent / "results" / "stream_modalities_augment.json"
+LOADER_OUT = Path(__file__).parent / "results" / "stream_modalities_loader.json"
 SPLITS = ("train", "val", "test")
 CHUNK = 5000  # clips generated per call of make_clips
 
@@ -164,24 +170,10 @@ def run_train(source: Path, extra: list[str]) -> dict:
     """One `gridseq train` subprocess: command, exit code, wall time, peak tree PSS, and its metrics."""
     with tempfile.TemporaryDirectory(prefix="gridseq-modalities-") as tmp:
         run_dir = Path(tmp) / "run"
-        cmd = [*gridseq_command(), "train", str(source), *extra, *THREADS, "--run-dir", str(run_dir), "--overwrite",
-               "--no-progress"]
-        with open(Path(tmp) / "stderr", "w+") as err:
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-            memory = TreeMemory(proc.pid)
-            memory.start()
-            code = proc.wait()
-            wall = time.perf_counter() - t0
-            memory.stop.set()
-            memory.join()
-            err.seek(0)
-            stderr = err.read()
-        out = {"command": shlex.join(cmd), "returncode": code, "wall_s": round(wall, 1),
-               "peak_pss_mib": round(memory.peak / MIB, 1), "peak_main_pss_mib": round(memory.peak_main / MIB, 1),
-               "max_processes": memory.max_procs, "samples": memory.samples}
-        if code != 0:
-            return {**out, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"}
+        out = run_measured([*gridseq_command(), "train", str(source), *extra, *THREADS, "--run-dir", str(run_dir),
+                            "--overwrite", "--no-progress"])
+        if "error" in out:
+            return out
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return {**out, "val": metrics["val"], "test": metrics["test"], "train_seconds": round(metrics["train_seconds"], 1),
                 "samples_per_second": round(metrics.get("samples_per_second", float("nan")), 1)}
@@ -194,6 +186,17 @@ def measure(case: str, source: Path, workers: int) -> dict:
         out[mode] = run_train(source, [*recipe, "--epochs", "1", *flags])
         print(f"{case} {mode}: {out[mode].get('peak_pss_mib')} MiB peak, {out[mode]['wall_s']} s"
               f"{'  ' + out[mode]['error'] if 'error' in out[mode] else ''}", flush=True)
+    return out
+
+
+def measure_loader(case: str, source: Path, workers: int) -> dict:
+    """Peak PSS of loading `source` and taking one epoch of training batches, streamed and in memory (no model)."""
+    out = {"source": str(source), "sizes": sizes(case, source)}
+    options = ["--data.sample_rate=8000", "--data.n_mels=40"] if case == "dtmf" else []
+    for mode, flags in (("stream", ["--stream", "--workers", str(workers)]), ("memory", ["--no-stream"])):
+        out[mode] = measure_process([sys.executable, "-c", LOADER, str(source), *flags, *options],
+                                    {**os.environ, "OMP_NUM_THREADS": "1"})
+        print(f"{case} loader {mode}: {out[mode]['peak_pss_mib']} MiB peak, {out[mode]['seconds']} s", flush=True)
     return out
 
 
@@ -247,6 +250,7 @@ def main() -> None:
                         help="CPU threads of each run (default: 1; on a shared machine more threads spin and slow down)")
     parser.add_argument("--root", default=os.path.join(tempfile.gettempdir(), "gridseq-modalities"))
     parser.add_argument("--augment-check", action="store_true", help="measure --augment on dtmf instead")
+    parser.add_argument("--loader-only", action="store_true", help="the data path alone (load + one epoch of batches)")
     parser.add_argument("--out", help=f"JSON output (default: {OUT}, or {AUGMENT_OUT} with --augment-check)")
     args = parser.parse_args()
     THREADS[1] = str(args.threads)
@@ -258,6 +262,21 @@ def main() -> None:
         runs = augment_check(root, out)
         for key, r in runs.items():
             print(f"{key:<36} " + ", ".join(f"val {k} {v:.4f}" for k, v in r.get("val", {}).items()))
+        print(f"wrote {out}")
+        return
+    if args.loader_only:
+        out = Path(args.out or LOADER_OUT)
+        results = json.loads(out.read_text())["cases"] if out.exists() else {}
+        for case in args.cases.split(","):
+            source = ensure_dtmf(root, args.scale) if case == "dtmf" else ensure_clips(root, args.scale, case)
+            results[case] = {**measure_loader(case, source, args.workers), "machine": machine()}
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"benchmark": "stream_modalities_loader", "scale": args.scale, "cases": results},
+                                      indent=2) + "\n")
+        for case, r in results.items():
+            s = r["sizes"]
+            print(f"{case:<7} {s['items']:>7} items, {s['allocated_bytes'] / MIB:.0f} MiB on disk, {s['padded_bytes'] / MIB:.0f} "
+                  f"MiB padded float32 | streamed {r['stream']['peak_pss_mib']:.0f} MiB, in memory {r['memory']['peak_pss_mib']:.0f} MiB")
         print(f"wrote {out}")
         return
     out = Path(args.out or OUT)

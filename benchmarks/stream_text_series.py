@@ -33,17 +33,15 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.data_scale import run_measured  # noqa: E402
 from benchmarks.timing import machine  # noqa: E402
 
 MIB = 2**20
@@ -99,46 +97,13 @@ def write_sources(root: Path, copies: int = COPIES, only: str | None = None) -> 
 
 
 # ---------------------------------------------------------------------------------------- memory
-class TreeMemory(threading.Thread):
-    """Samples the sum of PSS over a process and all its descendants every `interval` s until it exits."""
-
-    def __init__(self, pid: int, interval: float = 0.2):
-        super().__init__(daemon=True)
-        self.root, self.interval, self.stop = psutil.Process(pid), interval, threading.Event()
-        self.peak = self.peak_main = self.max_procs = self.samples = 0
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-            except psutil.Error:
-                break
-            pss = []
-            for p in procs:
-                try:
-                    pss.append(p.memory_full_info().pss)
-                except psutil.Error:  # exited between listing and reading
-                    pss.append(0)
-            self.peak, self.peak_main = max(self.peak, sum(pss)), max(self.peak_main, pss[0])
-            self.max_procs, self.samples = max(self.max_procs, sum(1 for v in pss if v)), self.samples + 1
-            self.stop.wait(self.interval)
-
-
 def measure(cmd: list[str], env: dict) -> dict:
-    """Run `cmd`, sampling its process tree: peak PSS sums, wall time, exit code."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sampler = TreeMemory(proc.pid)
-    sampler.start()
-    out, err = proc.communicate()
-    sampler.stop.set()
-    sampler.join()
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-2000:]}")
-    return {"seconds": round(seconds, 1), "peak_pss_mib": round(sampler.peak / MIB, 1),
-            "peak_main_pss_mib": round(sampler.peak_main / MIB, 1), "processes": sampler.max_procs,
-            "samples": sampler.samples}
+    """Run `cmd`, sampling its process tree (benchmarks/data_scale.py's `run_measured`): peak PSS sums, wall time."""
+    out = run_measured(cmd, env)
+    if "error" in out:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out['returncode']}): {out['error']}")
+    return {"seconds": round(out["wall_s"], 1), "peak_pss_mib": out["peak_pss_mib"],
+            "peak_main_pss_mib": out["peak_main_pss_mib"], "processes": out["max_processes"], "samples": out["samples"]}
 
 
 def run_memory(root: Path, threads: int, copies: int, only: str | None) -> dict:
@@ -170,6 +135,7 @@ import gridseq.datasets as gd
 path, flags = sys.argv[1], sys.argv[2:]
 options = {"task": "lm"} if path.endswith(".txt") else {}
 options.update(stream=flags[0] == "--stream", workers=int(flags[2]) if flags[0] == "--stream" else 0)
+options.update((f[7:].partition("=")[0], int(f.partition("=")[2])) for f in flags if f.startswith("--data."))  # e.g. --data.n_mels=40
 t0 = time.perf_counter()
 data = gd.load(path, **options)
 loaded = time.perf_counter() - t0
@@ -195,7 +161,7 @@ def run_loader(root: Path, copies: int, only: str | None) -> list[dict]:
 
 
 def print_loader(rows: list[dict]) -> None:
-    print(f"\ndata path only (load + one epoch of training batches of 256, no model)")
+    print("\ndata path only (load + one epoch of training batches of 256, no model)")
     print(f"{'source':<22} {'size':>5} {'file':>9} {'mode':<7} {'peak PSS':>10} {'main PSS':>10} {'procs':>5} {'wall s':>7}")
     for r in rows:
         print(f"{r['source']:<22} {r['copies']:>4}x {r['file_mib']:>7.1f}Mi {r['mode']:<7} {r['peak_pss_mib']:>8.1f}Mi "

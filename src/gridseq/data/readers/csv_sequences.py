@@ -27,7 +27,7 @@ csv_format="wide"/"long" to insist. Labels are class names: numbers sort numeric
 alphabetically.
 
 Streaming (`stream=True`, or automatically when the values would take over 10% of available memory
-or 1 GiB as float32, counted from the header and the number of lines): one pass reads the rows one
+or 256 MiB as float32, counted from the header and the number of lines): one pass reads the rows one
 at a time, checks them as the in-memory reader does, and writes the values as float32 to a
 temporary file (removed at exit) that items are memory-mapped from; only labels, lengths and, for
 the long format, 24 bytes per row (sequence, time and order) stay in memory. The errors are the
@@ -244,7 +244,7 @@ def load_csv(path: Path | str, seed: int, view: str, *, csv_format: str = "auto"
     Args:
         stream: True reads the file in one pass to a memory-mapped float32 file and streams items from
             it, False reads it into memory; None (default) streams when the values would take over 10%
-            of available memory or 1 GiB as float32.
+            of available memory or 256 MiB as float32.
         workers: loader processes of a streamed file (0: in the training process). Default: the cores
             available, at most 4.
     Raises:

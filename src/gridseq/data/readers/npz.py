@@ -11,7 +11,7 @@ seed; a missing val split is 10% of train drawn with `seed`.
 
     np.savez("walks.npz", x=x, y=y, lengths=lengths, x_test=x_test, y_test=y_test)
 
-Streaming (`stream=True`, or automatically when x would take over 10% of available memory or 1 GiB as
+Streaming (`stream=True`, or automatically when x would take over 10% of available memory or 256 MiB as
 float32): the x arrays are memory-mapped and DataLoader workers copy out the items a batch needs; y and
 lengths (small) are read into memory, so splits and length buckets are known without touching x. An
 `np.savez` member is stored uncompressed in the zip, so it is mapped in place at its offset; an
@@ -111,7 +111,7 @@ def load_npz(path: Path | str, seed: int, view: str, *, stream: bool | None = No
 
     Args:
         stream: True memory-maps x and copies items out in worker processes, False reads every array
-            now; None (default) streams when x would take over 10% of available memory or 1 GiB as
+            now; None (default) streams when x would take over 10% of available memory or 256 MiB as
             float32.
         workers: loader processes of a streamed file (0: in the training process). Default: the cores
             available, at most 4.

@@ -21,7 +21,7 @@ gridseq. The vocabulary comes from the training split only. Text is put in Unico
 text also has its runs of whitespace collapsed.
 
 Streaming (`stream=True`, or automatically when the token ids would take over 10% of available memory
-or 1 GiB as int64 — estimated from the file's size before reading it: 16 bytes per byte for a
+or 256 MiB as int64 — estimated from the file's size before reading it: 16 bytes per byte for a
 language model's x and y, 8 per byte for characters and 2 per byte for words): the file is read in
 4 MiB blocks, never whole; one pass writes the cleaned texts to a temporary folder (removed at exit),
 the vocabulary is built from the training texts, and the ids are written compactly for the splits to
@@ -166,7 +166,7 @@ def load_text_file(path: Path | str, seed: int, view: str, *, task: str = "lm", 
         chunk: characters per item. Default: 128.
         stream: True reads the file in blocks and streams chunks from a compact file of ids, False reads it
             into memory; None (default) streams when x and y would take over 10% of available memory or
-            1 GiB (16 bytes per byte of file).
+            256 MiB (16 bytes per byte of file).
         workers: loader processes of a streamed file (0: in the training process). Default: the cores
             available, at most 4.
     Raises:
@@ -271,7 +271,7 @@ def load_text_csv(path: Path | str, seed: int, view: str, *, task: str = "classi
         val_path, test_path: your own val/test CSVs with the same columns. Default: drawn from this file.
         stream: True reads the files row by row and streams items from a compact file of ids, False reads
             them into memory; None (default) streams when the ids would take over 10% of available memory
-            or 1 GiB (estimated from the files' size).
+            or 256 MiB (estimated from the files' size).
         workers: loader processes of a streamed file (0: in the training process). Default: the cores
             available, at most 4.
     Raises:
@@ -442,7 +442,7 @@ def load_pairs_tsv(path: Path | str, seed: int, view: str, *, task: str = "seq2s
         val_path, test_path: your own val/test TSVs. Default: drawn from this file, by source string.
         stream: True reads the files in blocks and streams items from compact files of ids, False reads them
             into memory; None (default) streams when the ids would take over 10% of available memory or
-            1 GiB (estimated from the files' size).
+            256 MiB (estimated from the files' size).
         workers: loader processes of a streamed file (0: in the training process). Default: the cores
             available, at most 4.
     Raises:

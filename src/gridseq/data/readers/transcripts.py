@@ -260,7 +260,7 @@ def load_transcripts(path: str | os.PathLike, seed: int, view: str, *, alphabet:
         n_mels: mel bands (F) for audio. Default: 40.
         stream: True reads the files on demand in worker processes (lengths from the headers), False
             makes every item's features now; None (default) streams when the padded float32 features
-            would take over 10% of available memory or over 1 GiB.
+            would take over 10% of available memory or over 256 MiB.
         workers: decoder processes of streamed data (0: decode in this process). Default: the cores
             available, at most 4.
     Raises:

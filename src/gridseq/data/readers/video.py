@@ -265,7 +265,7 @@ def load_video_folder(path: Path | str, seed: int, view: str, *, channels: int |
     Args:
         channels: 1 or 3: the channels frame images are read with. Default: each clip's first frame's.
         stream: True reads clips on demand in worker processes, False reads them all now; None (default)
-            streams when the padded float32 clips would take over 10% of available memory or over 1 GiB.
+            streams when the padded float32 clips would take over 10% of available memory or over 256 MiB.
         workers: decoder processes of a streamed folder (0: decode in this process). Default: the
             cores available, at most 4.
     Raises:

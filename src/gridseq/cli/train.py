@@ -77,7 +77,7 @@ def register(sub, parents) -> None:
                    help="image folders: decode images on demand in worker processes (--stream) or all up front "
                         "(--no-stream); default: stream when the decoded images would take over 10%% of available memory or 256 MiB")
     d.add_argument("--workers", type=non_negative_int, metavar="N",
-                   help="decoder processes of a streamed dataset (0: decode in the training process; default: the cores, at most 4)")
+                   help="decoder processes of a streamed dataset (0: decode in the training process; default: half the cores, 1 to 4)")
     d.add_argument("--cache", metavar="DIR",
                    help="image folders: keep the decoded, resized images in DIR after their first read (streams the folder)")
     d.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,

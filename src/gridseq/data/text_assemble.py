@@ -316,7 +316,7 @@ class TokenStreamSplit(StreamSplit):
         y: class indices (N,) or padded targets (N, U) int64; None for windows (y comes from them).
         lengths: (N,) int64 item lengths, or None for windows.
         texts, targets: the raw strings (`LazyStrings` / `LazyText`), or None.
-        workers: loader processes. Default: the cores available, at most 4.
+        workers: loader processes. Default: half the cores available, 1 to 4.
     """
 
     def __init__(self, source, y: torch.Tensor | None, *, lengths: torch.Tensor | None, texts=None, targets=None,

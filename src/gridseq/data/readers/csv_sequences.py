@@ -245,8 +245,8 @@ def load_csv(path: Path | str, seed: int, view: str, *, csv_format: str = "auto"
         stream: True reads the file in one pass to a memory-mapped float32 file and streams items from
             it, False reads it into memory; None (default) streams when the values would take over 10%
             of available memory or 256 MiB as float32.
-        workers: loader processes of a streamed file (0: in the training process). Default: the cores
-            available, at most 4.
+        workers: loader processes of a streamed file (0: in the training process). Default: half the cores
+            available, 1 to 4.
     Raises:
         DataError: no label column (the message lists the columns), a cell that is not a number, rows of
             different lengths without a length column, duplicate time steps, a sequence with two labels.

@@ -95,8 +95,8 @@ def load_coco(annotations, images=None, *, size=None, channels: int = 3, seed: i
         val_fraction, test_fraction: shares of the images held out (val: of those left after test).
         stream: True decodes images on demand in worker processes, False decodes them all now; None
             (default) streams when they would take over 10% of available memory or over 256 MiB.
-        workers: decoder processes of streamed images (0: decode in this process). Default: the cores
-            available, at most 4.
+        workers: decoder processes of streamed images (0: decode in this process). Default: half the cores
+            available, 1 to 4.
     Raises:
         DataError: a missing file or key, an unknown category or image id, or an empty box.
     Example:

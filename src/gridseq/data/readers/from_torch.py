@@ -85,7 +85,7 @@ def from_torch(train, val=None, test=None, *, task: str = "classify", class_name
             returns this Dataset lets `gridseq evaluate RUN` rebuild it. Default: "torch".
         seed: seeds the validation split drawn from `train`.
         workers: DataLoader worker processes that read items (0: read them in the training process).
-            Default: the cores available, at most 4.
+            Default: half the cores available, 1 to 4.
     Returns:
         A Dataset whose splits read items on demand; `create_for`, `fit`, `evaluate`, run directories,
         `predict` and `serve` work on it as on any other.

@@ -197,7 +197,7 @@ def load_image_folder(path: Path | str, seed: int, view: str, *, image_size: int
             None (default) streams when the decoded images would take over 10% of available memory
             or over 256 MiB.
         workers: decoder processes of a streamed folder (0: decode in this process). Default: the
-            cores available, at most 4.
+            cores available halved, 1 to 4.
         cache: a folder where a streamed folder keeps its decoded, resized images (8 bits per value) after
             their first read, so later epochs and later runs read bytes instead of decoding files; the
             geometric augmentation then works from the cached size. Default: None (no cache).

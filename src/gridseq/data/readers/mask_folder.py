@@ -185,7 +185,7 @@ def load_mask_folder(path: Path | str, seed: int, view: str, *, image_size: int 
         stream: True decodes images and masks on demand in worker processes, False decodes them all now;
             None (default) streams when they would take over 10% of available memory or over 256 MiB.
         workers: decoder processes of a streamed folder (0: decode in this process). Default: the
-            cores available, at most 4.
+            cores available halved, 1 to 4.
     Returns:
         Dataset with x (N, C, H, W) and y (N, H, W) int64 (-100 where the mask holds 255), task "segment".
     Raises:

@@ -113,8 +113,8 @@ def load_npz(path: Path | str, seed: int, view: str, *, stream: bool | None = No
         stream: True memory-maps x and copies items out in worker processes, False reads every array
             now; None (default) streams when x would take over 10% of available memory or 256 MiB as
             float32.
-        workers: loader processes of a streamed file (0: in the training process). Default: the cores
-            available, at most 4.
+        workers: loader processes of a streamed file (0: in the training process). Default: half the cores
+            available, 1 to 4.
     Raises:
         DataError: missing x or y (named), mismatched N between x, y and lengths, lengths > T,
             non-numeric or ragged x, NaN inside a sequence (streamed: when a batch reads the item).

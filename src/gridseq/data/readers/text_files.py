@@ -167,8 +167,8 @@ def load_text_file(path: Path | str, seed: int, view: str, *, task: str = "lm", 
         stream: True reads the file in blocks and streams chunks from a compact file of ids, False reads it
             into memory; None (default) streams when x and y would take over 10% of available memory or
             256 MiB (16 bytes per byte of file).
-        workers: loader processes of a streamed file (0: in the training process). Default: the cores
-            available, at most 4.
+        workers: loader processes of a streamed file (0: in the training process). Default: half the cores
+            available, 1 to 4.
     Raises:
         DataError: an empty, unreadable or non-UTF-8 file; a split shorter than chunk + 1 characters.
     """
@@ -272,8 +272,8 @@ def load_text_csv(path: Path | str, seed: int, view: str, *, task: str = "classi
         stream: True reads the files row by row and streams items from a compact file of ids, False reads
             them into memory; None (default) streams when the ids would take over 10% of available memory
             or 256 MiB (estimated from the files' size).
-        workers: loader processes of a streamed file (0: in the training process). Default: the cores
-            available, at most 4.
+        workers: loader processes of a streamed file (0: in the training process). Default: half the cores
+            available, 1 to 4.
     Raises:
         DataError: an empty or non-UTF-8 file, a missing column (the message lists the columns), an empty
             cell, a label seen only once, a class left without training examples, a val/test label absent
@@ -443,8 +443,8 @@ def load_pairs_tsv(path: Path | str, seed: int, view: str, *, task: str = "seq2s
         stream: True reads the files in blocks and streams items from compact files of ids, False reads them
             into memory; None (default) streams when the ids would take over 10% of available memory or
             256 MiB (estimated from the files' size).
-        workers: loader processes of a streamed file (0: in the training process). Default: the cores
-            available, at most 4.
+        workers: loader processes of a streamed file (0: in the training process). Default: half the cores
+            available, 1 to 4.
     Raises:
         DataError: an empty or non-UTF-8 file, a line without exactly one tab (with its line number), an
             empty side, too few distinct sources to split.

@@ -261,8 +261,8 @@ def load_transcripts(path: str | os.PathLike, seed: int, view: str, *, alphabet:
         stream: True reads the files on demand in worker processes (lengths from the headers), False
             makes every item's features now; None (default) streams when the padded float32 features
             would take over 10% of available memory or over 256 MiB.
-        workers: decoder processes of streamed data (0: decode in this process). Default: the cores
-            available, at most 4.
+        workers: decoder processes of streamed data (0: decode in this process). Default: half the cores
+            available, 1 to 4.
     Raises:
         DataError: a missing or unreadable file, mixed images and audio, a transcript symbol outside
             `alphabet`, an empty training split.

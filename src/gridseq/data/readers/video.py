@@ -267,7 +267,7 @@ def load_video_folder(path: Path | str, seed: int, view: str, *, channels: int |
         stream: True reads clips on demand in worker processes, False reads them all now; None (default)
             streams when the padded float32 clips would take over 10% of available memory or over 256 MiB.
         workers: decoder processes of a streamed folder (0: decode in this process). Default: the
-            cores available, at most 4.
+            cores available halved, 1 to 4.
     Raises:
         DataError: no clips, clips of different frame sizes or channels.
     """

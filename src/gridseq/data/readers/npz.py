@@ -105,6 +105,22 @@ def check_lengths(lengths, n: int, t: int, source: str) -> np.ndarray:
     return lengths
 
 
+def _split_suffix(path: Path | str, split: str, names) -> str | None:
+    """The suffix ("", "_train", "_val" or "_test") under which the file's arrays `names` hold `split`'s x and y;
+    None when it has neither. Raises DataError when it has only one of them."""
+    found = [s for s in SPLIT_SUFFIXES[split] if f"x{s}" in names or f"y{s}" in names]
+    if not found:
+        return None
+    s = found[0]
+    missing = [k for k in (f"x{s}", f"y{s}") if k not in names]
+    if missing:
+        raise DataError(
+            f"{path}: missing array {' and '.join(map(repr, missing))} (the file has {', '.join(sorted(names))}); "
+            f"save with np.savez(path, x=..., y=..., lengths=...)."
+        )
+    return s
+
+
 def load_npz(path: Path | str, seed: int, view: str, *, stream: bool | None = None,
              workers: int | None = None) -> Dataset:
     """Read an .npz of sequences (see the module docstring) as a "sequence" dataset.
@@ -124,17 +140,10 @@ def load_npz(path: Path | str, seed: int, view: str, *, stream: bool | None = No
         return _streamed_npz(path, members, seed, workers)
     arrays = read_npz(path)
     raw = {}
-    for split, suffixes in SPLIT_SUFFIXES.items():
-        found = [s for s in suffixes if f"x{s}" in arrays or f"y{s}" in arrays]
-        if not found:
+    for split in SPLIT_SUFFIXES:
+        s = _split_suffix(path, split, arrays)
+        if s is None:
             continue
-        s = found[0]
-        missing = [k for k in (f"x{s}", f"y{s}") if k not in arrays]
-        if missing:
-            raise DataError(
-                f"{path}: missing array {' and '.join(map(repr, missing))} (the file has {', '.join(sorted(arrays))}); "
-                f"save with np.savez(path, x=..., y=..., lengths=...)."
-            )
         x, y, lengths = arrays[f"x{s}"], arrays[f"y{s}"], arrays.get(f"lengths{s}")
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(
@@ -234,17 +243,10 @@ def _streamed_npz(path: Path | str, members: dict[str, _Member], seed: int, work
     scratch: list = []
     parts = {}
     with np.load(path, allow_pickle=False) as f:
-        for split, suffixes in SPLIT_SUFFIXES.items():
-            found = [s for s in suffixes if f"x{s}" in members or f"y{s}" in members]
-            if not found:
+        for split in SPLIT_SUFFIXES:
+            s = _split_suffix(path, split, members)
+            if s is None:
                 continue
-            s = found[0]
-            missing = [k for k in (f"x{s}", f"y{s}") if k not in members]
-            if missing:
-                raise DataError(
-                    f"{path}: missing array {' and '.join(map(repr, missing))} (the file has {', '.join(keys)}); "
-                    f"save with np.savez(path, x=..., y=..., lengths=...)."
-                )
             m, source = members[f"x{s}"], f"{path} [x{s}]"
             if m.dtype.kind not in "biuf":
                 raise DataError(f"{source}: x must hold numbers, got dtype {m.dtype}.")

@@ -411,21 +411,27 @@ def _divide_labelled(texts, y, seed, given, classes):
 
 
 # ----------------------------------------------------------------------------------------- TSV: seq2seq
+def _pair(path: Path, number: int, line: str) -> tuple[str, str]:
+    """Line `number` of a TSV as its cleaned (source, target); DataError unless it has exactly one tab and text on both sides."""
+    tabs = line.count("\t")
+    if tabs != 1:
+        what = "no tab" if tabs == 0 else f"{tabs} tabs"
+        raise DataError(
+            f"{path}, line {number}: {what}; each line is source<TAB>target (exactly one tab), got {line[:60]!r}."
+        )
+    source, target = (clean_text(part, "squeeze") for part in line.split("\t"))
+    if not source or not target:
+        raise DataError(f"{path}, line {number}: empty {'source' if not source else 'target'}; both sides need text.")
+    return source, target
+
+
 def read_pairs(path: Path | str) -> tuple[list[str], list[str]]:
     """(sources, targets) of a TSV of source<TAB>target lines, both cleaned ("squeeze")."""
     sources, targets = [], []
     for number, line in enumerate(read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
-        tabs = line.count("\t")
-        if tabs != 1:
-            what = "no tab" if tabs == 0 else f"{tabs} tabs"
-            raise DataError(
-                f"{path}, line {number}: {what}; each line is source<TAB>target (exactly one tab), got {line[:60]!r}."
-            )
-        source, target = (clean_text(part, "squeeze") for part in line.split("\t"))
-        if not source or not target:
-            raise DataError(f"{path}, line {number}: empty {'source' if not source else 'target'}; both sides need text.")
+        source, target = _pair(path, number, line)
         sources.append(source)
         targets.append(target)
     return sources, targets
@@ -517,15 +523,7 @@ def _scan_pairs(path, scratch: Scratch, name: str) -> tuple[Flat, Flat, np.ndarr
     for number, line in _lines(path):
         if not line.strip():
             continue
-        tabs = line.count("\t")
-        if tabs != 1:
-            what = "no tab" if tabs == 0 else f"{tabs} tabs"
-            raise DataError(
-                f"{path}, line {number}: {what}; each line is source<TAB>target (exactly one tab), got {line[:60]!r}."
-            )
-        source, target = (clean_text(part, "squeeze") for part in line.split("\t"))
-        if not source or not target:
-            raise DataError(f"{path}, line {number}: empty {'source' if not source else 'target'}; both sides need text.")
+        source, target = _pair(path, number, line)
         data = source.encode("utf-8")
         src.add(np.frombuffer(data, dtype=np.uint8))
         tgt.add(np.frombuffer(target.encode("utf-8"), dtype=np.uint8))

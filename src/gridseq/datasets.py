@@ -37,7 +37,8 @@ from gridseq.data.readers.from_torch import from_torch
 from gridseq.data.readers.image_folder import load_image_folder
 from gridseq.data.readers.mask_folder import is_mask_folder, load_mask_folder
 from gridseq.data.readers.npz import load_npz
-from gridseq.data.readers.text_files import is_text_csv, load_pairs_tsv, load_text_csv, load_text_file
+from gridseq.data.readers.text_files import is_text_csv, load_text_csv, load_text_file
+from gridseq.data.readers.text_pairs import load_pairs_tsv
 from gridseq.data.readers.transcripts import load_transcripts, transcript_source
 from gridseq.data.readers.video import is_video_folder, load_video_folder
 from gridseq.data.samplers import BatchSampler, iterate

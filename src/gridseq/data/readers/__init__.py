@@ -7,7 +7,8 @@
     csv_sequences.py  CSV of sequences (wide rows or long id,t,... tables)
     series_csv.py     CSV time series to forecast
     ts_format.py      sktime/UEA .ts files
-    text_files.py     .txt, text CSV, .tsv pairs
+    text_files.py     .txt, text CSV
+    text_pairs.py     .tsv source<TAB>target pairs
     transcripts.py    file,transcript CSVs of images or WAVs
     video.py          clips as frame folders or .npy
     from_torch.py     your own torch.utils.data.Dataset

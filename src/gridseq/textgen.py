@@ -9,17 +9,15 @@ softmax of logits / temperature, optionally restricted to the top-k tokens; temp
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from gridseq._validation import check_positive_int
-from gridseq.data.vocab import PAD, SPECIALS, UNK, Vocab
-from gridseq.errors import ConfigError, DataError
+from gridseq.data.vocab import Vocab
+from gridseq.errors import ConfigError
+from gridseq.tasks.lm import sample_text
 
 
 def _resolve(model, vocab: Vocab | None) -> tuple[nn.Module, Vocab]:
@@ -43,13 +41,6 @@ def _resolve(model, vocab: Vocab | None) -> tuple[nn.Module, Vocab]:
     return model, vocab
 
 
-def _check_sampling(temperature: float, top_k: int | None) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-        raise ConfigError(f"temperature must be a number >= 0 (0 = always the most likely token), got {temperature!r}.")
-    if top_k is not None:
-        check_positive_int(top_k, "top_k")
-
-
 def stream_text(model: nn.Module | str | os.PathLike, prompt: str = "", *, vocab: Vocab | None = None, length: int = 200,
                 temperature: float = 1.0, top_k: int | None = None, seed: int | None = None) -> Iterator[str]:
     """Yield generated text piece by piece (a character, or a word and its space), `length` tokens.
@@ -70,41 +61,7 @@ def stream_text(model: nn.Module | str | os.PathLike, prompt: str = "", *, vocab
         DataError: the prompt holds no token the vocabulary knows.
     """
     model, vocab = _resolve(model, vocab)
-    check_positive_int(length, "length")
-    _check_sampling(temperature, top_k)
-    ids = vocab.encode(prompt) if prompt else [vocab.index.get("\n", len(SPECIALS))]
-    if all(i == UNK for i in ids):
-        raise DataError(f"the prompt {prompt!r} holds no token of the model's vocabulary ({len(vocab)} tokens, "
-                        f"e.g. {vocab.tokens[len(SPECIALS):len(SPECIALS) + 10]}).")
-    return _sample(model, vocab, ids, length, temperature, top_k, seed)
-
-
-def _sample(model: nn.Module, vocab: Vocab, ids: list[int], length: int, temperature: float, top_k: int | None,
-            seed: int | None) -> Iterator[str]:
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    device = next(model.parameters()).device
-    banned = torch.tensor([PAD, *range(1, len(SPECIALS))], device=device)  # never emit specials
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits, state = model(torch.tensor([ids], device=device), state=None, return_state=True)
-            for _ in range(length):
-                step = logits[0, -1].float()
-                step[banned] = -math.inf
-                if temperature == 0:
-                    token = int(step.argmax())
-                else:
-                    step = step / temperature
-                    if top_k is not None and top_k < step.numel():
-                        cutoff = step.topk(top_k).values[-1]
-                        step = step.masked_fill(step < cutoff, -math.inf)
-                    token = int(torch.multinomial(step.softmax(-1).cpu(), 1, generator=generator))
-                piece = vocab.tokens[token]
-                yield piece if vocab.level == "char" else piece + " "
-                logits, state = model(torch.tensor([[token]], device=device), state=state, return_state=True)
-    finally:
-        model.train(was_training)
+    return sample_text(model, vocab, prompt, length=length, temperature=temperature, top_k=top_k, seed=seed)
 
 
 def generate(model: nn.Module | str | os.PathLike, prompt: str = "", **kwargs) -> str:

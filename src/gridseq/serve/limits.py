@@ -21,7 +21,7 @@ MAX_HISTORY = 100_000  # rows of a forecasting history
 def limits_for(info: DatasetInfo, settings: ServeSettings) -> InputLimits:
     """The `InputLimits` for a model trained on `info`, under `settings`."""
     record = info.preprocessing or {}
-    if info.task == "forecast":
+    if record.get("layout") == "series":  # a forecaster's history: rows of the series
         max_length = settings.max_length or max(MAX_HISTORY, LENGTH_FACTOR * int(record.get("window", 1)))
     else:
         trained = int(info.input_shape[0]) if info.kind in ("sequence", "series", "tokens") and info.input_shape else 0

@@ -19,6 +19,8 @@ from torch import Tensor, nn
 from gridseq._validation import did_you_mean
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import ConfigError
+from gridseq.tasks import inputs
+from gridseq.tasks.inputs import InputLimits
 
 _logger = logging.getLogger(__name__)
 
@@ -95,6 +97,15 @@ class Task(ABC):
     topologies: ClassVar[tuple[str, ...]]
     primary: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    # inference: the prediction options the task accepts, with their defaults (checked by `check_options`)
+    options: ClassVar[dict[str, Any]] = {}
+    # whether one model call serves a whole prepared batch (`prepare` -> `infer` -> `decode`), so a server can
+    # merge concurrent requests; otherwise `run` predicts for the raw inputs itself
+    batchable: ClassVar[bool] = True
+    # whether predictions are class names (the server lists the classes)
+    has_classes: ClassVar[bool] = False
+    # the `gridseq` command that predicts with a run of this task from files
+    command: ClassVar[str] = "predict"
 
     def __init__(self, info: DatasetInfo | None = None):
         self.info = info
@@ -117,15 +128,43 @@ class Task(ABC):
     def predict(self, output: Tensor) -> Any:
         """Decode model output into predictions (for classify: labels and probabilities)."""
 
-    def decode(self, output: Tensor, batch: Batch, options: dict[str, Any]) -> dict[str, list]:
+    # ---- inference: raw inputs -> Batch -> model output -> JSON-able records ---------------------------
+
+    def check_predictable(self) -> None:
+        """ConfigError if runs of this task take no inputs to predict for (e.g. an image generator)."""
+
+    def check_options(self, options: dict[str, Any] | None, limits: InputLimits | None = None) -> dict[str, Any]:
+        """This task's `options` with their defaults filled in; ConfigError for unknown or out-of-range values."""
+        return inputs.check_options(self.name, self.options, options, limits or InputLimits())
+
+    def input_spec(self) -> dict[str, Any]:
+        """What the model takes, as JSON-able values (kind, shape, format). Default: by the data kind."""
+        return inputs.input_spec(self.info)
+
+    def prepare(self, items: list, lengths: list[int] | None = None, *, limits: InputLimits | None = None,
+                invert: bool = False) -> Batch:
+        """Raw items (nested arrays, base64 images, texts, video paths) → a `Batch` the model takes, prepared
+        like the training data, with every limit checked. Default: read by the data kind (`tasks.inputs`)."""
+        return inputs.prepare(items, lengths, self.info, limits or InputLimits(), invert=invert)
+
+    def infer(self, model: nn.Module, batch: Batch, options: dict[str, Any]) -> Tensor:
+        """The model's output for prediction on `batch` (already on the model's device). Default: `forward`."""
+        return self.forward(model, batch)
+
+    def decode(self, output: Tensor, batch: Batch, options: dict[str, Any], model: nn.Module | None = None) -> dict[str, list]:
         """JSON-able predictions for the items of `batch` from the model's `output` on it (on CPU, finite):
         {"predictions": [one per item], ...task-specific fields}. `options` are the prediction options the
-        task accepts (e.g. top_k), already checked by the caller.
+        task accepts (e.g. top_k), already checked by the caller; `model` is the model that gave `output`.
 
         Raises:
             ConfigError: the task has no per-batch decoding (a generator, a forecaster: call predict()).
         """
         raise ConfigError(f"decode does not apply to {self.name!r} models; call predict().")
+
+    def run(self, model: nn.Module, items: list, options: dict[str, Any], limits: InputLimits) -> dict[str, Any]:
+        """Predictions for raw `items` when the task is not `batchable` (one model call per item, or a
+        generation loop): {"predictions": [...], ...}. `options` are already checked."""
+        raise ConfigError(f"{self.name!r} predicts batch by batch: prepare, infer, decode.")
 
     def fits(self, model: nn.Module) -> bool:
         """Whether `model`, of a topology this task takes, also gives the output it reads (default: yes;

@@ -19,6 +19,7 @@ sacreBLEU is imported only when metrics are made; without it they fail with how 
 from __future__ import annotations
 
 from collections import Counter
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -118,6 +119,7 @@ class CaptionTask(Seq2SeqTask):
 
     name = "caption"
     topologies = ("one-to-many",)
+    options: ClassVar[dict] = {"beam": 1, "invert": False}
     primary = "exact_match"
     higher_is_better = True
 
@@ -139,6 +141,10 @@ class CaptionTask(Seq2SeqTask):
             limit = self.max_length or batch.y.shape[1] + 8  # room to see overlong captions as errors
             self.decoded = inner.generate(batch.x, beam=self.beam, max_length=limit)
         return logits
+
+    def infer(self, model: nn.Module, batch: Batch, options: dict) -> Tensor:
+        """The caption word ids (B, U) the model's `generate` decodes from the images alone."""
+        return model.generate(batch.x, beam=options.get("beam", 1))
 
     def _check_output(self, output: Tensor, batch: Batch) -> None:
         wrong_vocab = self.num_classes is not None and output.dim() == 3 and output.shape[2] != self.num_classes

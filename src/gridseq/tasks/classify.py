@@ -6,6 +6,8 @@ a confusion matrix accumulated on the model's device; the primary metric is `acc
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -95,6 +97,8 @@ class ClassifyTask(Task):
 
     name = "classify"
     topologies = ("one-to-one", "many-to-one")
+    options: ClassVar[dict] = {"top_k": None, "invert": False}
+    has_classes = True
     primary = "accuracy"
     higher_is_better = True
 
@@ -111,7 +115,7 @@ class ClassifyTask(Task):
     def metrics(self) -> ConfusionMetrics:
         return ConfusionMetrics(self.num_classes)
 
-    def decode(self, output: Tensor, batch: Batch, options: dict) -> dict[str, list]:
+    def decode(self, output: Tensor, batch: Batch, options: dict, model=None) -> dict[str, list]:
         """Each item's class name and its top-k (`options["top_k"]`, all when None) class probabilities."""
         names = self.info.class_names
         labels, probs = self.predict(output)

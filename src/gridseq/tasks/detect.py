@@ -23,6 +23,7 @@ K class-heatmap logits, box width/height (pixels / stride) and the centre's sub-
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.stream import StreamSplit
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
+from gridseq.tasks.inputs import InputLimits, predict_images
 from gridseq.tasks.segment import metric_key
 
 PAD = -1  # the class of a padding row in y
@@ -336,6 +338,16 @@ class DetectTask(Task):
     topologies = ("many-to-many",)
     primary = "map50"
     higher_is_better = True
+    options: ClassVar[dict] = {"invert": False}
+    batchable = False  # any image size: one model call per image
+    has_classes = True
+
+    def run(self, model: nn.Module, items: list, options: dict, limits: InputLimits) -> dict:
+        """Each image's boxes: [{box: [x0, y0, x1, y1], class, score}, ...] in its own pixel coordinates."""
+        def boxes(output: Tensor, x: Tensor) -> list[dict]:
+            return box_records(self.predict(output, image_size=tuple(x.shape[2:]))[0], self.info.class_names)
+
+        return {"predictions": predict_images(self, model, items, options, limits, boxes), "classes": list(self.info.class_names)}
 
     def __init__(self, info: DatasetInfo | None = None):
         super().__init__(info)

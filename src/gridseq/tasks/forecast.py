@@ -22,6 +22,7 @@ them into metrics.json beside the model's test metrics.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.series import LOSSES, decode, history_window
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
+from gridseq.tasks.inputs import InputLimits, as_numbers
 
 BASELINES = ("naive", "seasonal_naive", "drift")
 
@@ -139,6 +141,34 @@ class ForecastTask(Task):
     topologies = ("one-to-one", "many-to-one")
     primary = "mase"
     higher_is_better = False
+    options: ClassVar[dict] = {"steps": None}
+    batchable = False  # one recursive forecast per history
+    has_classes = False
+    command = "forecast"
+
+    def input_spec(self) -> dict:
+        r = self.record
+        return {"kind": self.info.kind, "columns": r.get("columns"), "window": r.get("window"), "horizon": r.get("horizon"),
+                "targets": r.get("targets"), "format": "history (N, F) or (N,) in original units, N >= window"}
+
+    def run(self, model: nn.Module, items: list, options: dict, limits: InputLimits) -> dict:
+        """A forecast of `options["steps"]` (default: the horizon) per history, in original units."""
+        columns = len(self.record["columns"])
+        out = []
+        for i, item in enumerate(items):
+            a = as_numbers(item, f"input {i}").astype(np.float64)
+            if a.ndim == 1 and columns == 1:
+                a = a[:, None]  # (N,) -> (N, 1)
+            if a.ndim != 2 or a.shape[1] != columns:
+                raise DataError(f"input {i} has shape {a.shape}; a history is (N, {columns}) with the columns {self.record['columns']}"
+                                + (" or (N,)" if columns == 1 else "") + ".")
+            if limits.max_length is not None and len(a) > limits.max_length:
+                raise DataError(f"input {i} has {len(a)} steps of history; this server takes at most {limits.max_length}.")
+            values = self.forecast(model, a, options["steps"])  # (steps, F_out)
+            if not np.isfinite(values).all():
+                raise DataError(f"the forecast for input {i} is not finite (a history far outside the training range?).")
+            out.append(values[:, 0].tolist() if values.shape[1] == 1 else values.tolist())
+        return {"predictions": out, "targets": list(self.record["targets"])}
 
     def __init__(self, info: DatasetInfo | None = None, loss: str | None = None):
         super().__init__(info)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from gridseq.data.contract import Batch, DatasetInfo, Split
-from gridseq.errors import DataError, ShapeError
+from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
 
 CLASSIFIER = {"model": "cnn", "channels": (32, 64), "hidden": 64, "epochs": 15, "batch_size": 64, "lr": 2e-3, "seed": 0}
@@ -162,6 +162,11 @@ class GenerateImageTask(Task):
     topologies = ("generative",)
     primary = "fid"
     higher_is_better = False
+    command = "sample"
+
+    def check_predictable(self) -> None:
+        raise ConfigError("this run is an image generator (task generate-image): draw images with "
+                          "`gridseq sample RUN_DIR --n 64 --out grid.png` instead of predict.")
 
     def __init__(self, info: DatasetInfo | None = None):
         super().__init__(info)

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Iterator
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gridseq._validation import check_positive_int
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.samplers import StreamSampler
+from gridseq.data.vocab import PAD, SPECIALS, UNK, Vocab
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import SumMetrics, Task, register
+from gridseq.tasks.inputs import InputLimits, check_text
 from gridseq.tasks.tag import IGNORE, aligned_targets
 
 MIN_EVAL_STEPS = 16  # evaluation streams hold at least this many chunks: a fresh state costs context
@@ -70,6 +75,22 @@ class LMTask(Task):
     topologies = ("many-to-many",)
     primary = "bits_per_char"
     higher_is_better = False
+    options: ClassVar[dict] = {"length": 100, "temperature": 1.0, "top_k": None, "seed": None}
+    batchable = False  # a generation loop per prompt
+    command = "generate"
+
+    def run(self, model: nn.Module, items: list, options: dict, limits: InputLimits) -> dict:
+        """A continuation of `options["length"]` tokens per prompt ("" starts from a new line)."""
+        vocab = Vocab.from_json(self.info.preprocessing["vocab"])
+        out = []
+        for i, prompt in enumerate(items):
+            check_text(prompt, i, limits.max_chars, empty_ok=True)
+            if limits.max_length is not None and prompt and len(vocab.encode(prompt)) > limits.max_length:
+                raise DataError(f"prompt {i} is over this server's limit of {limits.max_length} tokens.")
+            seed = None if options["seed"] is None else options["seed"] + i
+            out.append("".join(sample_text(model, vocab, prompt, length=options["length"], temperature=options["temperature"],
+                                           top_k=options["top_k"], seed=seed)))
+        return {"predictions": out}
 
     def __init__(self, info: DatasetInfo | None = None):
         super().__init__(info)
@@ -136,3 +157,55 @@ class LMTask(Task):
             )
         if split.lengths is not None:
             raise DataError(f"lm reads consecutive chunks of one text; {name} must not have per-item lengths.")
+
+
+def sample_text(model: nn.Module, vocab: Vocab, prompt: str = "", *, length: int = 200, temperature: float = 1.0,
+                top_k: int | None = None, seed: int | None = None) -> Iterator[str]:
+    """Yield `length` generated pieces (a character, or a word and its space) after `prompt` (see
+    `gridseq.textgen.stream_text`); the settings are checked before the first token.
+
+    Raises:
+        ConfigError: bad sampling settings. DataError: the prompt holds no token the vocabulary knows.
+    """
+    check_positive_int(length, "length")
+    _check_sampling(temperature, top_k)
+    ids = vocab.encode(prompt) if prompt else [vocab.index.get("\n", len(SPECIALS))]
+    if all(i == UNK for i in ids):
+        raise DataError(f"the prompt {prompt!r} holds no token of the model's vocabulary ({len(vocab)} tokens, "
+                        f"e.g. {vocab.tokens[len(SPECIALS):len(SPECIALS) + 10]}).")
+    return _sample(model, vocab, ids, length, temperature, top_k, seed)
+
+
+def _check_sampling(temperature: float, top_k: int | None) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        raise ConfigError(f"temperature must be a number >= 0 (0 = always the most likely token), got {temperature!r}.")
+    if top_k is not None:
+        check_positive_int(top_k, "top_k")
+
+
+def _sample(model: nn.Module, vocab: Vocab, ids: list[int], length: int, temperature: float, top_k: int | None,
+            seed: int | None) -> Iterator[str]:
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    device = next(model.parameters()).device
+    banned = torch.tensor([PAD, *range(1, len(SPECIALS))], device=device)  # never emit specials
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits, state = model(torch.tensor([ids], device=device), state=None, return_state=True)
+            for _ in range(length):
+                step = logits[0, -1].float()
+                step[banned] = -math.inf
+                if temperature == 0:
+                    token = int(step.argmax())
+                else:
+                    step = step / temperature
+                    if top_k is not None and top_k < step.numel():
+                        cutoff = step.topk(top_k).values[-1]
+                        step = step.masked_fill(step < cutoff, -math.inf)
+                    token = int(torch.multinomial(step.softmax(-1).cpu(), 1, generator=generator))
+                piece = vocab.tokens[token]
+                yield piece if vocab.level == "char" else piece + " "
+                logits, state = model(torch.tensor([[token]], device=device), state=state, return_state=True)
+    finally:
+        model.train(was_training)

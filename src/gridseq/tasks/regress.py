@@ -50,6 +50,7 @@ class RegressTask(Task):
 
     name = "regress"
     topologies = ("one-to-one", "many-to-one")
+    has_classes = True  # the target names
     primary = "mse"
     higher_is_better = False
 
@@ -71,7 +72,7 @@ class RegressTask(Task):
     def metrics(self) -> RegressionMetrics:
         return RegressionMetrics()
 
-    def decode(self, output: Tensor, batch: Batch, options: dict) -> dict[str, list]:
+    def decode(self, output: Tensor, batch: Batch, options: dict, model=None) -> dict[str, list]:
         """Each item's {target name: value}."""
         return {"predictions": [dict(zip(self.info.class_names, row)) for row in self.predict(output).tolist()]}
 

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import math
 import re
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.stream import StreamSplit
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
+from gridseq.tasks.inputs import InputLimits, predict_images
 
 IGNORE = -100
 
@@ -161,6 +163,14 @@ class SegmentTask(Task):
     topologies = ("many-to-many",)
     primary = "miou"
     higher_is_better = True
+    options: ClassVar[dict] = {"invert": False}
+    batchable = False  # any image size: one model call per image
+    has_classes = True
+
+    def run(self, model: nn.Module, items: list, options: dict, limits: InputLimits) -> dict:
+        """One (H, W) mask of class indices per image, at the image's own size."""
+        masks = predict_images(self, model, items, options, limits, lambda output, x: self.predict(output)[0][0].tolist())
+        return {"predictions": masks, "classes": list(self.info.class_names)}
 
     def __init__(self, info: DatasetInfo | None = None):
         super().__init__(info)

@@ -13,6 +13,8 @@ search with `beam` > 1 — because that is what a user gets, and scores the deco
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -92,6 +94,7 @@ class Seq2SeqTask(Task):
 
     name = "seq2seq"
     topologies = ("encoder-decoder",)
+    options: ClassVar[dict] = {"beam": 1}
     primary = "exact_match"
     higher_is_better = True
 
@@ -109,6 +112,10 @@ class Seq2SeqTask(Task):
             self.decoded = inner.generate(batch.x, batch.lengths, beam=self.beam, max_length=limit)
         return logits
 
+    def infer(self, model: nn.Module, batch: Batch, options: dict) -> Tensor:
+        """The target ids (B, U) the model's `generate` decodes (greedy, or beam search with `options["beam"]`)."""
+        return model.generate(batch.x, batch.lengths, beam=options.get("beam", 1))
+
     def _check_output(self, output: Tensor, batch: Batch) -> None:
         if output.dim() != 3 or output.shape[:2] != batch.y.shape[:2] or (self.num_classes is not None and output.shape[2] != self.num_classes):
             v = self.num_classes if self.num_classes is not None else "V"
@@ -121,7 +128,7 @@ class Seq2SeqTask(Task):
     def metrics(self) -> Seq2SeqMetrics:
         return Seq2SeqMetrics(self)
 
-    def decode(self, output: Tensor, batch: Batch, options: dict) -> dict[str, list]:
+    def decode(self, output: Tensor, batch: Batch, options: dict, model=None) -> dict[str, list]:
         """Each item's decoded text from `output`, the (B, U) target ids the model's `generate` returned."""
         from gridseq.data.vocab import Vocab
 

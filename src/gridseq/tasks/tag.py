@@ -9,6 +9,8 @@ step is right); the primary metric is `accuracy`.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -59,6 +61,8 @@ class TagTask(Task):
 
     name = "tag"
     topologies = ("many-to-many",)
+    options: ClassVar[dict] = {"top_k": None}
+    has_classes = True
     primary = "accuracy"
     higher_is_better = True
 
@@ -76,7 +80,7 @@ class TagTask(Task):
     def metrics(self) -> StepMetrics:
         return StepMetrics()
 
-    def decode(self, output: Tensor, batch: Batch, options: dict) -> dict[str, list]:
+    def decode(self, output: Tensor, batch: Batch, options: dict, model=None) -> dict[str, list]:
         """Each item's class name per valid step, and per step its top-k class probabilities."""
         names = self.info.class_names
         labels, probs = self.predict(output)

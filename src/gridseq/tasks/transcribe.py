@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from gridseq._validation import check_positive_int
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import DataError, ShapeError
 from gridseq.tasks.base import SumMetrics, Task, register
+from gridseq.tasks.inputs import InputLimits, check_length
 from gridseq.tasks.seq2seq import edit_distance
 
 BLANK = 0
@@ -182,6 +184,7 @@ class TranscribeTask(Task):
 
     name = "transcribe"
     topologies = ("many-to-many",)
+    options: ClassVar[dict] = {"beam": 1}
     primary = "cer"
     higher_is_better = False
 
@@ -251,6 +254,17 @@ class TranscribeTask(Task):
     def predict(self, output: Tensor, lengths: Tensor | None = None) -> list[list[int]]:
         """Label ids per item (greedy, or prefix beam search with `self.beam` > 1)."""
         return decode(output, lengths, self.beam)
+
+    def prepare(self, items: list, lengths=None, *, limits: InputLimits | None = None, invert: bool = False) -> Batch:
+        """(H, W) image or (S,) waveform arrays -> image columns or log-mel frames (`prepare_transcribe`)."""
+        from gridseq.data.readers.transcripts import prepare_transcribe
+
+        return check_length(prepare_transcribe(items, self.info), limits or InputLimits(), "steps (columns or frames)")
+
+    def decode(self, output: Tensor, batch: Batch, options: dict, model: nn.Module | None = None) -> dict[str, list]:
+        """Each item's transcript; its CTC frames come from `model.output_lengths` of this very batch."""
+        frames = model.output_lengths(batch.lengths) if hasattr(model, "output_lengths") else batch.lengths
+        return {"predictions": [label_text(row, self.info.class_names) for row in decode(output, frames, options.get("beam", 1))]}
 
     def check_split(self, split: Split, name: str) -> None:
         y = split.y

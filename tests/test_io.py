@@ -5,6 +5,7 @@ The tests use a tiny model registered only for their duration, so they do not de
 model families."""
 
 import dataclasses
+import errno
 import json
 import os
 import pickle
@@ -20,7 +21,7 @@ import gridseq
 from gridseq import io
 from gridseq._atomic import atomic_write, atomic_write_json, atomic_write_text
 from gridseq._validation import check_int_tuple, check_positive_int
-from gridseq.errors import CheckpointError, ConfigError
+from gridseq.errors import CheckpointError, ConfigError, OutputError
 from gridseq.models import registry
 from gridseq.shapes import check_sequence
 
@@ -348,11 +349,12 @@ def test_atomic_write_failure_in_rename_cleans_up(tmp_path, monkeypatch):
     atomic_write_json(target, {"a": 1})
 
     def broken_replace(src, dst):
-        raise PermissionError("read-only")
+        raise PermissionError(errno.EACCES, "Permission denied", dst)
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(PermissionError):
+    with pytest.raises(OutputError, match=r"cannot write .*config.json: permission denied \(EACCES\)") as caught:
         atomic_write_json(target, {"a": 2})
+    assert caught.value.errno == errno.EACCES
     assert json.loads(target.read_text()) == {"a": 1}
     assert _leftovers(tmp_path) == []
 

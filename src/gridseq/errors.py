@@ -23,3 +23,12 @@ class ConfigError(GridseqError, ValueError):
 
 class CheckpointError(GridseqError, OSError):
     """A saved model or training checkpoint is missing, corrupt or does not match."""
+
+
+class OutputError(GridseqError, OSError):
+    """A file or folder cannot be written: no such folder, permission denied, read-only file system,
+    disk full, too many open files. The message names the path and the fix; the file it would have
+    replaced is left as it was (writes are atomic). `errno` and `filename` are those of the OS error."""
+
+    def __str__(self) -> str:  # the message, not OSError's "[Errno N] strerror: filename"
+        return str(self.args[0]) if self.args else super().__str__()

@@ -3,7 +3,9 @@
 Each command lives in its own module of `gridseq.cli` and registers its parser and its handler
 (`register(sub, parents)` adds the subparser and sets `handler=`; a command that takes dotted
 overrides also sets `override_prefixes=`). `main` parses, checks the overrides, and calls the
-handler the parsed subcommand names; it turns every `GridseqError` into one line and exit code 2.
+handler the parsed subcommand names; it turns every `GridseqError` — and an OS failure a user must fix
+(no such folder, permission denied, read-only file system, disk full, too many open files) — into one
+line and exit code 2.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from gridseq import __version__
+from gridseq._atomic import describe, is_user_fixable
 from gridseq._validation import did_you_mean
 from gridseq.cli import compare, datasets, evaluate, export, forecast, generate, inspect, models, predict, sample, serve, train
 from gridseq.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
@@ -89,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args, raw_overrides) if prefixes else args.handler(args)
     except GridseqError as e:
         _error_line(" ".join(str(e).split()))  # one line even when the message has several
+        return EXIT_USAGE
+    except OSError as e:  # a write not routed through gridseq._atomic (e.g. a library's own file output)
+        if not is_user_fixable(e):
+            raise
+        _error_line(describe(e))
         return EXIT_USAGE
     except KeyboardInterrupt:
         _error_line("interrupted" + (" (continue with `gridseq train ... --resume`)" if command == "train" else ""))

@@ -18,6 +18,7 @@ import logging
 import re
 from pathlib import Path
 
+from gridseq._atomic import ensure_dir
 from gridseq.cli.common import EXIT_OK, console, positive_int, print_json
 from gridseq.errors import ConfigError
 
@@ -95,7 +96,7 @@ def _out_dir(args) -> Path:
         raise ConfigError(f"--out {out} is a file; pass a folder for the report.")
     if out.is_dir() and any(out.iterdir()) and not (out / "report.json").exists():
         raise ConfigError(f"{out} exists, is not empty and holds no gridseq report; choose another --out.")
-    return out
+    return ensure_dir(out)  # an --out that cannot be created fails now, not after the training
 
 
 def cmd_compare(args) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import logging
 from pathlib import Path
 
@@ -83,11 +84,13 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    from gridseq._atomic import atomic_write_text
+
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
     _logger.info("wrote the forecast to %s", path)
 
 
@@ -130,9 +133,12 @@ def _plot(path: Path, raw, record: dict, times: list[str], values: np.ndarray) -
         ax.set_xticks(ticks, labels)
     axes[0, 0].set_title(f"{raw.name}: {len(values)}-step forecast from {raw.times[-1]}")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    from gridseq._atomic import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
     _logger.info("wrote the plot to %s", path)
 
 

@@ -92,9 +92,7 @@ def grid_png(images, path, *, columns: int, scale: int = 4, pad: int = 1) -> Pat
     pixels = (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
     pixels = pixels.repeat(scale, 0).repeat(scale, 1)
     picture = Image.fromarray(pixels[..., 0] if c == 1 else pixels[..., :3])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
+    return atomic_write(Path(path), lambda tmp: picture.save(tmp, format="PNG"))
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from gridseq._atomic import atomic_write_text
+from gridseq._atomic import atomic_write_bytes, atomic_write_text, ensure_dir
 from gridseq.compare import claims as claims_mod
 from gridseq.compare.plan import REFERENCES
 from gridseq.compare.probes import longest_solved, solved
@@ -324,14 +324,14 @@ class CompareReport:
         from gridseq.compare import render
 
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_dir(out)
         images: dict[str, bytes] = {}
         if plots:
             images, note = plots_mod.make_plots(self.data)
             if note:
                 self.data["plots_note"] = note
         for name, png in images.items():
-            (out / name).write_bytes(png)
+            atomic_write_bytes(out / name, png)
         self.data["plots"] = sorted(images)
         atomic_write_text(out / "report.json", json.dumps(self.data, indent=2) + "\n")
         atomic_write_text(out / "report.md", render.markdown(self.data))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gridseq._atomic import atomic_write
+from gridseq._atomic import atomic_write_bytes
 from gridseq.errors import ConfigError
 
 DPI = 128  # any integer number of pixels / 128 is exact in binary, so the sizes above are exact
@@ -335,9 +335,4 @@ def _save(plt, fig, path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)  # no bbox_inches="tight": the size stays what *_size says
     plt.close(fig)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(buffer.getvalue())
-
-    return atomic_write(path, write)
+    return atomic_write_bytes(path, buffer.getvalue())

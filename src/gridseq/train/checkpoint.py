@@ -31,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from gridseq._atomic import atomic_write, atomic_write_json, atomic_write_text
+from gridseq._atomic import atomic_write, atomic_write_json, atomic_write_text, ensure_dir
 from gridseq.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -108,22 +108,30 @@ def save_checkpoint(directory: str | os.PathLike, state: dict[str, Any], *, step
         step: the global training step, used in the file names (for people reading the folder).
     Returns:
         The path of the new manifest.
+    Raises:
+        OutputError: the folder or a file cannot be written (disk full, read-only, ...); the previous
+            checkpoint is still the committed one, and this write's files are removed.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = ensure_dir(directory)
     tensors: dict[str, Tensor] = {}
     structure = _encode(state, "state", tensors)
     stem = f"{step:08d}-{uuid.uuid4().hex[:8]}"
     tensor_file, state_file = f"tensors-{stem}.safetensors", f"state-{stem}.json"
-    atomic_write(directory / tensor_file, lambda tmp: save_file(tensors, tmp))
-    atomic_write_text(directory / state_file, json.dumps(structure) + "\n")
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "step": step,
-        "files": {"tensors": tensor_file, "state": state_file},
-        "sha256": {tensor_file: _sha256(directory / tensor_file), state_file: _sha256(directory / state_file)},
-    }
-    atomic_write_json(directory / MANIFEST, manifest)
+    try:
+        atomic_write(directory / tensor_file, lambda tmp: save_file(tensors, tmp))
+        atomic_write_text(directory / state_file, json.dumps(structure) + "\n")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "step": step,
+            "files": {"tensors": tensor_file, "state": state_file},
+            "sha256": {tensor_file: _sha256(directory / tensor_file), state_file: _sha256(directory / state_file)},
+        }
+        atomic_write_json(directory / MANIFEST, manifest)
+    except BaseException:
+        # not committed: the old manifest still names the previous files; give a full disk its space back
+        for name in (tensor_file, state_file):
+            (directory / name).unlink(missing_ok=True)
+        raise
     _fsync_dir(directory)
     # the new checkpoint is committed: drop the previous one and any leftovers of interrupted writes
     for old in directory.iterdir():

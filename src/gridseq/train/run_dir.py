@@ -11,8 +11,11 @@
         checkpoint/        the resumable training state (see checkpoint.py)
         tensorboard/       event files, when the `tensorboard` package is installed
 
-Every file is written atomically. Under torch.distributed only rank 0 writes (`main=False` makes
-every method a no-op).
+Every file is written atomically; an OS failure (disk full, read-only, no such folder, ...) is an
+`OutputError` naming the file and the fix, and the file it would have replaced is kept. Under
+torch.distributed only rank 0 writes (`main=False` makes every method a no-op), and every rank
+calls each write together, so an `OutputError` on rank 0 is raised on every rank instead of leaving
+the others waiting in the next collective.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from torch import nn
 from gridseq import io
 from gridseq._atomic import atomic_write_json, atomic_write_text
 from gridseq.errors import ConfigError
-from gridseq.train import checkpoint
+from gridseq.train import checkpoint, distributed
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.jsonl"
@@ -80,27 +83,28 @@ class RunDir:
     def start(self, model: nn.Module, extra: dict[str, Any]) -> None:
         """Write config.json (and the initial weights) at the start of a run."""
         self.extra = extra
-        if self.main:
-            io.save(model, self.path, extra=extra)
+        self._write(lambda: io.save(model, self.path, extra=extra))
 
     def save_model(self, model: nn.Module) -> None:
         """Write `model`'s current weights (the best so far) as model.safetensors, with config.json."""
-        if self.main:
-            io.save(model, self.path, extra=self.extra)
+        self._write(lambda: io.save(model, self.path, extra=self.extra))
 
     def write_history(self, history: list[dict[str, Any]]) -> None:
         """Rewrite history.jsonl atomically from the full history (it is small; a resumed run's
         history then always matches its checkpoint)."""
-        if self.main:
-            atomic_write_text(self.path / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in history))
+        self._write(lambda: atomic_write_text(self.path / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in history)))
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
-        if self.main:
-            atomic_write_json(self.path / METRICS_FILE, metrics)
+        self._write(lambda: atomic_write_json(self.path / METRICS_FILE, metrics))
 
     def save_checkpoint(self, state: dict[str, Any], *, step: int) -> None:
-        if self.main:
-            checkpoint.save_checkpoint(self.checkpoint_dir, state, step=step)
+        self._write(lambda: checkpoint.save_checkpoint(self.checkpoint_dir, state, step=step))
+
+    def _write(self, write) -> None:
+        if distributed.is_distributed():
+            distributed.on_main(lambda: write() if self.main else None)  # rank 0's error raised on every rank
+        elif self.main:
+            write()
 
     def load_checkpoint(self) -> dict[str, Any]:
         return checkpoint.load_checkpoint(self.checkpoint_dir)

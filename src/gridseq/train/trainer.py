@@ -27,7 +27,7 @@ from gridseq import tasks
 from gridseq._validation import check_choice, check_positive_int
 from gridseq.data.augment import augmentation_for
 from gridseq.data.contract import Batch, Dataset, Split
-from gridseq.errors import ConfigError, DataError, GridseqError
+from gridseq.errors import ConfigError, DataError, GridseqError, OutputError
 from gridseq.io import model_spec
 from gridseq.train import distributed, optim, precision
 from gridseq.train.callbacks import CallbackList, TensorBoardLogger, TrainState
@@ -166,6 +166,8 @@ class _Trainer:
                 self.model.to(memory_format=torch.contiguous_format)
             result = self._finish()
             self.events("on_fit_end", self.st)
+        except OutputError as e:  # the run directory cannot be written: say what is kept and how to go on
+            raise self._write_failed(e) from None
         finally:
             if self.channels_last:
                 self.model.to(memory_format=torch.contiguous_format)
@@ -358,19 +360,27 @@ class _Trainer:
         restore_rng(mine["rng"] if mine else ck["rng"])  # last: nothing above may draw random numbers after it
         return epoch, step
 
+    def _kept(self) -> str:
+        """Which checkpoint a failed run leaves behind, for its error message."""
+        if self.run is None:
+            return "No checkpoint is kept (no run_dir)."
+        if self.ts.last_checkpoint is None:
+            return "No checkpoint had been written yet."
+        e, s = self.ts.last_checkpoint
+        return f"The last good checkpoint (after epoch {e}, step {s}) in {self.run.checkpoint_dir} is kept."
+
     def _diverged(self, epoch: int, step: int, loss: float) -> GridseqError:
         where = f"epoch {epoch + 1}, step {step + 1} (global step {self.st.global_step + 1})"
-        if self.run is None:
-            kept = "No checkpoint is kept (no run_dir)."
-        elif self.ts.last_checkpoint is None:
-            kept = "No checkpoint had been written yet."
-        else:
-            e, s = self.ts.last_checkpoint
-            kept = f"The last good checkpoint (after epoch {e}, step {s}) in {self.run.checkpoint_dir} is kept."
         return GridseqError(
             f"training loss became {loss} at {where}: the weights diverged. Lower the learning rate "
-            f"(lr={self.args['lr']}), set grad_clip (e.g. 1.0), or check the data for extreme values. {kept}"
+            f"(lr={self.args['lr']}), set grad_clip (e.g. 1.0), or check the data for extreme values. {self._kept()}"
         )
+
+    def _write_failed(self, error: OutputError) -> OutputError:
+        resume = " Fix that, then continue with resume=True (`gridseq train ... --resume`)." if self.ts.last_checkpoint else ""
+        out = OutputError(f"{error} {self._kept()}{resume}")
+        out.errno, out.strerror, out.filename = error.errno, error.strerror, error.filename
+        return out
 
 
 def _channels_last(asked: bool | None, model: nn.Module, data: Dataset, device: torch.device) -> bool:

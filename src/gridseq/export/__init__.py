@@ -16,6 +16,10 @@ What exports, with which dynamic dimensions (B batch, T time, H×W image size):
     rnn / lstm / gru          x (B, T, F) or ids (B, T), lengths (B,)  B, T (stacked, bidirectional, per-step)
     tcn                       x (B, T, F) or ids (B, T), lengths (B,)  B, T
     lstm-fcn                  x (B, T, F), lengths (B,)                B, T (T fixed with dimension_shuffle)
+    convlstm                  x (B, T, C, H, W), lengths (B,)             B, T (an ONNX Loop over time)
+    crnn-ctc                  x (B, T, F), lengths (B,)                B, T (T >= the time reduction) -> (B, T_out, K)
+    captioner                 two graphs, encoder x (B, C, H, W) and   B (decoding loops over the step graph:
+                              one decoder step (tokens, state, memory)   gridseq.export.captioner.greedy_decode)
     seq2seq                   not exported: greedy and beam-search decoding are data-dependent loops
 
 How: the model is copied, and the two pieces whose PyTorch form does not trace with dynamic sizes are
@@ -34,7 +38,6 @@ because their input checks read tensor values (e.g. "no NaN in x") — data-depe
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -46,10 +49,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gridseq.errors import ConfigError, GridseqError
+from gridseq.export.traceable import (  # noqa: F401  (public names, re-exported)
+    CroppingUpsample,
+    DenseTimeDistributed,
+    MaskedRecurrent,
+    reverse_within,
+    traceable,
+)
+from gridseq.models.captioner import Captioner
 
 _logger = logging.getLogger(__name__)
 
@@ -77,6 +87,8 @@ class ExportReport:
         checks: [(case, max abs diff)] on sample inputs, e.g. ("B=2 T=13", 3.1e-08).
         tolerance: the largest allowed difference.
         notes: limits of the exported file (e.g. a minimum image size).
+        files: every file written, when a family exports to more than one graph (the captioner's encoder
+            and decoder step); empty otherwise (`path` is the file).
     """
 
     path: Path
@@ -88,6 +100,7 @@ class ExportReport:
     tolerance: float = TOLERANCE
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    files: list[Path] = field(default_factory=list)
 
     @property
     def max_diff(self) -> float:
@@ -102,7 +115,8 @@ class ExportReport:
         """The report as printable lines (what `gridseq export` prints)."""
         shape = lambda s: "(" + ", ".join(map(str, s)) + ("," if len(s) == 1 else "") + ")"  # noqa: E731
         ins = ", ".join(f"{n} {shape(s)}" for n, s in self.inputs.items())
-        out = [f"exported {self.family} to {self.path} ({self.format}) in {self.seconds:.1f} s: {ins} -> {shape(self.output)}"]
+        where = " + ".join(map(str, self.files)) if self.files else self.path
+        out = [f"exported {self.family} to {where} ({self.format}) in {self.seconds:.1f} s: {ins} -> {shape(self.output)}"]
         out += [f"note: {n}" for n in self.notes]
         if self.checks:
             engine = "onnxruntime" if self.format == "onnx" else "torch.jit.load"
@@ -114,7 +128,8 @@ class ExportReport:
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.format, "family": self.family, "inputs": self.inputs, "output": self.output,
                 "checks": [{"case": c, "max_abs_diff": d} for c, d in self.checks], "max_abs_diff": self.max_diff,
-                "tolerance": self.tolerance, "ok": self.ok, "notes": self.notes}
+                "tolerance": self.tolerance, "ok": self.ok, "notes": self.notes,
+                **({"files": [str(f) for f in self.files]} if self.files else {})}
 
 
 def export(source: str | os.PathLike | nn.Module, out: str | os.PathLike | None = None, *, format: str = "onnx",
@@ -153,25 +168,29 @@ def export(source: str | os.PathLike | nn.Module, out: str | os.PathLike | None 
             metadata["gridseq_dataset_info"] = json.dumps(info)
     out = Path(out)
     start = time.perf_counter()
+    if isinstance(model, Captioner):
+        from gridseq.export.captioner import export_captioner
+
+        return export_captioner(model, out, format=format, check=check, tolerance=tolerance, opset=opset,
+                                metadata=_metadata(model, metadata))
     spec = _spec(model)
-    traceable = _traceable(model)
+    module = traceable(model)
     example = spec.example()
     output_shape = _output_dims(model, spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     name = getattr(model, "gridseq_name", type(model).__name__)
-    metadata.update(gridseq_model=json.dumps(io.model_spec(model)) if hasattr(model, "gridseq_name") else name,
-                    gridseq_version=__import__("gridseq").__version__, gridseq_inputs=json.dumps(spec.symbolic()))
+    metadata = _metadata(model, metadata) | {"gridseq_inputs": json.dumps(spec.symbolic())}
     kept = spec.names
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's warnings are about the checks it drops, and deprecations
         try:
             if format == "onnx":
-                kept = _write_onnx(traceable, example, out, spec, output_shape, opset, metadata)
+                kept = _write_onnx(module, example, out, spec, output_shape, opset, metadata)
                 if kept != spec.names:  # the exporter drops inputs the graph never reads
                     spec.notes += (f"the model does not read {', '.join(n for n in spec.names if n not in kept)}: "
                                    f"the ONNX graph's inputs are {', '.join(kept)}",)
             else:
-                torch.jit.save(torch.jit.trace(traceable, example, check_trace=False), str(out))
+                torch.jit.save(torch.jit.trace(module, example, check_trace=False), str(out))
         except (RuntimeError, ValueError, TypeError, torch.onnx.errors.OnnxExporterError) as e:
             raise ExportError(f"exporting {name} to {format} failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
     inputs = {k: v for k, v in spec.symbolic().items() if k in kept}
@@ -185,6 +204,15 @@ def export(source: str | os.PathLike | nn.Module, out: str | os.PathLike | None 
     return report
 
 
+def _metadata(model: nn.Module, metadata: dict[str, str]) -> dict[str, str]:
+    """The ONNX metadata every file gets: the gridseq version and the model's registry spec."""
+    from gridseq import io
+
+    name = getattr(model, "gridseq_name", type(model).__name__)
+    return {**metadata, "gridseq_model": json.dumps(io.model_spec(model)) if hasattr(model, "gridseq_name") else name,
+            "gridseq_version": __import__("gridseq").__version__}
+
+
 # ---- what each family takes ------------------------------------------------------------------------
 
 @dataclass
@@ -195,6 +223,8 @@ class _Spec:
     vocab_size: int | None = None  # token ids in [1, vocab_size)
     lengths: bool = False
     min_side: int = 1
+    min_length: int = 1  # the shortest T the graph matches PyTorch on
+    output: tuple | None = None  # the output's shape when it cannot be read off two runs (e.g. T_out = T // 4)
     notes: tuple[str, ...] = ()
 
     @property
@@ -212,7 +242,7 @@ class _Spec:
             sides = [(m, m), (m + 1, m + 3), (16, 16), (37, 53), (64, 31)]
             return [{"B": b, "H": h, "W": w} for b, (h, w) in zip((1, 2, 3, 2, 1), sides)]
         if "T" in dims:
-            return [{"B": b, "T": t} for b, t in zip(_BATCHES, _LENGTHS)]
+            return [{"B": b, "T": max(t, self.min_length)} for b, t in zip(_BATCHES, _LENGTHS)]
         return [{"B": b} for b in _BATCHES]
 
     def make(self, sizes: dict[str, int], generator: torch.Generator) -> tuple[Tensor, ...]:
@@ -232,14 +262,16 @@ class _Spec:
 
     def example(self) -> tuple[Tensor, ...]:
         """The tracing input: distinct sizes, the longest item first, the shortest of length 1."""
-        sizes = {"B": 3, "T": 11, "H": max(19, self.min_side), "W": max(23, self.min_side)}
+        sizes = {"B": 3, "T": max(11, 3 * self.min_length), "H": max(19, self.min_side), "W": max(23, self.min_side)}
         return self.make(sizes, torch.Generator().manual_seed(0))
 
 
 def _spec(model: nn.Module) -> _Spec:
     """The input spec of a model family; ConfigError for families that do not export."""
     from gridseq.models.cnn import CNN
+    from gridseq.models.convlstm import ConvLSTM
     from gridseq.models.crnn import CRNN, FrameCNN
+    from gridseq.models.crnn_ctc import CRNN as CTCCRNN
     from gridseq.models.fcn import FCN
     from gridseq.models.lstm_fcn import LSTMFCN
     from gridseq.models.mlp import MLP
@@ -254,6 +286,15 @@ def _spec(model: nn.Module) -> _Spec:
     if isinstance(model, Seq2Seq):
         raise ConfigError(f"{name} does not export to ONNX: its greedy and beam-search decoding are loops whose length and "
                           f"branches depend on the tokens produced (data-dependent control flow). Serve it with `gridseq serve`.")
+    if isinstance(model, ConvLSTM):
+        return _Spec(("B", "T", *c.input_shape), lengths=True,
+                     notes=(f"frames are {'x'.join(map(str, c.input_shape))} (C x H x W); the clip length T is dynamic "
+                            f"(an ONNX Loop over time)",))
+    if isinstance(model, CTCCRNN):
+        r = model.time_reduction
+        return _Spec(("B", "T", c.input_size), lengths=True, min_length=r, output=("B", "T_out", c.num_classes),
+                     notes=(f"T_out = T // {r} frames; item b has lengths[b] // {r} valid ones (model.output_lengths), "
+                            f"the rest are padding; T must be at least {r}",))
     if isinstance(model, (CRNN, FrameCNN)):
         return _Spec(("B", "T", *c.input_shape), lengths=True,
                      notes=(f"frames are {'x'.join(map(str, c.input_shape))} (C x H x W), fixed by the frame encoder; "
@@ -284,7 +325,7 @@ def _spec(model: nn.Module) -> _Spec:
                                 f"shorter series and pass their lengths",))
         return _Spec(("B", "T", c.input_size), lengths=True)
     raise ConfigError(f"{name} ({type(model).__name__}) does not export yet; exportable families: cnn, mlp, resnet, fcn, "
-                      f"resnet1d, rnn, lstm, gru, tcn, lstm-fcn, crnn, frame-cnn.")
+                      f"resnet1d, rnn, lstm, gru, tcn, lstm-fcn, crnn, frame-cnn, convlstm, crnn-ctc, captioner.")
 
 
 def _min_side(model: nn.Module) -> int:
@@ -303,6 +344,8 @@ def _min_side(model: nn.Module) -> int:
 
 def _output_dims(model: nn.Module, spec: _Spec) -> list:
     """The output's shape with dynamic dims named, found by running two sample sizes."""
+    if spec.output is not None:
+        return list(spec.output)
     g = torch.Generator().manual_seed(1)
     sizes = [{"B": 2, "T": 5, "H": spec.min_side + 2, "W": spec.min_side + 4},
              {"B": 3, "T": 7, "H": spec.min_side + 5, "W": spec.min_side + 9}]
@@ -317,137 +360,25 @@ def _output_dims(model: nn.Module, spec: _Spec) -> list:
     return out
 
 
-# ---- traceable equivalents ---------------------------------------------------------------------------
-
-def reverse_within(x: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse each sequence of (B, T, H) within its own length; padded steps stay where they are.
-
-    Example:
-        >>> reverse_within(torch.arange(4.).view(1, 4, 1), torch.tensor([3]))[0, :, 0].tolist()
-        [2.0, 1.0, 0.0, 3.0]
-    """
-    t = torch.arange(x.shape[1], device=x.device)[None, :]  # (1, T)
-    n = lengths.to(x.device)[:, None]  # (B, 1)
-    index = torch.where(t < n, n - 1 - t, t)  # (B, T)
-    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))
-
-
-class MaskedRecurrent(nn.Module):
-    """A `Recurrent` layer's exact outputs from plain torch RNNs, one per layer and direction, over the padded
-    batch (no packing, no data-dependent branches), so it traces with dynamic B and T.
-
-    Causal directions never see the padding after a step; the backward direction runs over each sequence
-    reversed within its length; padded outputs are zeroed. The final state is not computed (None): the
-    models read features from the outputs.
-
-    Args:
-        layer: the `gridseq.nn.Recurrent` to copy the weights from.
-    """
-
-    def __init__(self, layer):
-        super().__init__()
-        self.num_layers, self.num_directions, self.hidden_size = layer.num_layers, layer.num_directions, layer.hidden_size
-        cls = type(layer.rnn)
-        extra = {"nonlinearity": layer.nonlinearity} if layer.mode == "rnn" else {}
-        self.cells = nn.ModuleList()
-        for level in range(layer.num_layers):
-            size = layer.input_size if level == 0 else layer.output_size
-            for d in range(layer.num_directions):
-                cell = cls(size, layer.hidden_size, 1, batch_first=True, **extra)
-                suffix = f"_l{level}" + ("_reverse" if d else "")
-                with torch.no_grad():
-                    for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                        getattr(cell, f"{w}_l0").copy_(getattr(layer.rnn, w + suffix))
-                self.cells.append(cell)
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None) -> tuple[Tensor, None]:
-        if state is not None:
-            raise ConfigError("an exported recurrent layer starts from a zero state; state= is not supported.")
-        if lengths is None:
-            lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.int64, device=x.device)
-        mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-        h = x
-        for level in range(self.num_layers):
-            outs = []
-            for d in range(self.num_directions):
-                cell = self.cells[level * self.num_directions + d]
-                if d == 0:
-                    out, _ = cell(h)
-                else:
-                    out, _ = cell(reverse_within(h, lengths))
-                    out = reverse_within(out, lengths)
-                outs.append(out * mask)  # (B, T, H), zero at padded steps
-            h = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
-        return h, None
-
-
-class CroppingUpsample(nn.Module):
-    """`gridseq.nn.conv.Upsample` with the target size kept symbolic (it crops by slicing), so it traces
-    with dynamic H and W. A stride-2 transposed conv of a ceil-pooled map is never smaller than its
-    target, so cropping is all `fit_to_size` does there."""
-
-    def __init__(self, upsample):
-        super().__init__()
-        self.proj, self.mode, self.dims = upsample.proj, upsample.mode, upsample.dims
-
-    def forward(self, x: Tensor, size) -> Tensor:
-        if self.mode == "transpose":
-            y = self.proj(x)
-            return y[:, :, : size[0]] if self.dims == 1 else y[:, :, : size[0], : size[1]]
-        mode = "linear" if self.dims == 1 else "bilinear"
-        return self.proj(F.interpolate(x, size=tuple(size), mode=mode, align_corners=False))
-
-
-class DenseTimeDistributed(nn.Module):
-    """`gridseq.nn.TimeDistributed` without its data-dependent branch: every frame of the padded batch is
-    encoded (padded ones too, then zeroed), so the graph is the same for any lengths."""
-
-    def __init__(self, wrapper):
-        super().__init__()
-        self.module, self.method = wrapper.module, wrapper.method
-
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        batch, time = x.shape[0], x.shape[1]
-        out = getattr(self.module, self.method)(x.reshape(batch * time, *x.shape[2:]))  # (B*T, *O)
-        out = out.reshape(batch, time, *out.shape[1:])  # (B, T, *O)
-        if lengths is None:
-            return out
-        valid = torch.arange(time, device=x.device)[None, :] < lengths[:, None]  # (B, T)
-        return out * valid.reshape(batch, time, *([1] * (out.dim() - 2))).to(out.dtype)
-
-
-def _traceable(model: nn.Module) -> nn.Module:
-    """A copy of `model` with `Recurrent`, `Upsample` and `TimeDistributed` layers swapped for traceable
-    equivalents."""
-    from gridseq.nn.conv import Upsample
-    from gridseq.nn.recurrent import Recurrent
-    from gridseq.nn.time_distributed import TimeDistributed
-
-    clone = copy.deepcopy(model).eval()
-    for parent in list(clone.modules()):
-        for child_name, child in list(parent.named_children()):
-            if isinstance(child, Recurrent):
-                setattr(parent, child_name, MaskedRecurrent(child))
-            elif isinstance(child, Upsample):
-                setattr(parent, child_name, CroppingUpsample(child))
-            elif isinstance(child, TimeDistributed):
-                setattr(parent, child_name, DenseTimeDistributed(child))
-    return clone
-
-
 # ---- writing and checking ------------------------------------------------------------------------------
 
 def _write_onnx(module: nn.Module, example, out: Path, spec: _Spec, output_shape: list, opset: int, metadata: dict) -> list[str]:
-    """Write the ONNX file (with gridseq's metadata) and return the names of the graph's inputs."""
-    try:
-        import onnx
-    except ImportError:
-        raise ConfigError("ONNX export needs the onnx package; install it with: pip install 'gridseq[export]'.") from None
+    """Write the ONNX file of a one-graph family and return the names of the graph's inputs."""
     dynamic = {"x": {i: d for i, d in enumerate(spec.x) if isinstance(d, str)}}
     if spec.lengths:
         dynamic["lengths"] = {0: "B"}
     dynamic["logits"] = {i: d for i, d in enumerate(output_shape) if isinstance(d, str)}
-    torch.onnx.export(module, example, str(out), dynamo=False, input_names=spec.names, output_names=["logits"],
+    return write_graph(module, example, out, spec.names, ["logits"], dynamic, metadata, opset)
+
+
+def write_graph(module: nn.Module, example: tuple, out: Path, inputs: list[str], outputs: list[str], dynamic: dict,
+                metadata: dict, opset: int = OPSET) -> list[str]:
+    """Trace `module` on `example` into an ONNX file with gridseq's metadata, checked by onnx; the graph's input names."""
+    try:
+        import onnx
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package; install it with: pip install 'gridseq[export]'.") from None
+    torch.onnx.export(module, example, str(out), dynamo=False, input_names=inputs, output_names=outputs,
                       dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True)
     proto = onnx.load(str(out))
     for key, value in metadata.items():
@@ -458,19 +389,24 @@ def _write_onnx(module: nn.Module, example, out: Path, spec: _Spec, output_shape
     return [i.name for i in proto.graph.input]
 
 
+def session(path: Path):
+    """An onnxruntime CPU session of `path` (ConfigError without onnxruntime)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError("checking an ONNX export needs onnxruntime; install it with: pip install 'gridseq[export]' "
+                          "(or skip the check with --no-check).") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def _verify(model: nn.Module, path: Path, format: str, spec: _Spec) -> list[tuple[str, float]]:
     """[(case, max abs diff)] of the exported file against `model` on the spec's sample sizes."""
     if format == "onnx":
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ConfigError("checking an ONNX export needs onnxruntime; install it with: pip install 'gridseq[export]' "
-                              "(or skip the check with --no-check).") from None
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        wanted = {i.name for i in session.get_inputs()}
-        run = lambda args: session.run(None, {n: a.numpy() for n, a in zip(spec.names, args) if n in wanted})[0]  # noqa: E731
+        onnx_session = session(path)
+        wanted = {i.name for i in onnx_session.get_inputs()}
+        run = lambda args: onnx_session.run(None, {n: a.numpy() for n, a in zip(spec.names, args) if n in wanted})[0]  # noqa: E731
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)

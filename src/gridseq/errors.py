@@ -32,3 +32,17 @@ class OutputError(GridseqError, OSError):
 
     def __str__(self) -> str:  # the message, not OSError's "[Errno N] strerror: filename"
         return str(self.args[0]) if self.args else super().__str__()
+
+
+class Terminated(Exception):
+    """Training stopped on SIGTERM after writing a checkpoint; continue with `fit(..., resume=True)`
+    (`gridseq train ... --resume`). Not a `GridseqError`: nothing was wrong; the CLI exits with 143.
+
+    Attributes:
+        position: (epoch, step) of the checkpoint written (epoch 0-based, step within it), or None
+            without a run directory.
+    """
+
+    def __init__(self, message: str, position: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.position = position

@@ -4,6 +4,8 @@
   global batch, and only rank 0 writes the run directory;
 - a 2-process run whose rank 1 is killed resumes with torchrun and ends with exactly the weights of
   the same run left alone;
+- SIGTERM sent to torchrun stops both ranks at one step boundary with a checkpoint, and the resume
+  ends with exactly the weights of the same run left alone;
 - `torchrun -m gridseq train` works unchanged and prints once;
 - the single-process pieces (helpers, sampler sharding, precision) in-process.
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +37,14 @@ HERE = Path(__file__).parent
 
 # One torchrun worker: the tiny model and data of the trainer tests, fit() with the settings in argv[1].
 WORKER = textwrap.dedent("""
-    import json, os, signal, sys
+    import json, os, signal, sys, time
     sys.path.insert(0, {here!r})
     import torch
     torch.set_num_threads(1)
     from safetensors.torch import save_file
     from train_helpers import TINY, TinyNet, make_data
     from gridseq.models import registry
+    from gridseq.errors import Terminated
     from gridseq.train import Callback, distributed, fit
 
     cfg = json.loads(sys.argv[1])
@@ -51,13 +56,23 @@ WORKER = textwrap.dedent("""
         def on_batch_end(self, state):
             if rank == cfg.get("kill_rank") and state.global_step == cfg.get("kill_step"):
                 os.kill(os.getpid(), signal.SIGKILL)  # as a crash or the OOM killer would
+            if cfg.get("ready_step") is not None and state.global_step >= cfg["ready_step"]:
+                if rank == 0 and state.global_step == cfg["ready_step"]:  # the test now sends SIGTERM to torchrun
+                    open(os.path.join(cfg["out"], "ready"), "w").close()
+                time.sleep(0.05)  # slow steps: the signal lands mid-training
 
     data = make_data(n_train=cfg["n_train"])
     torch.manual_seed(0)
     model = registry.create(TINY, input_size=2, num_classes=3, dropout=cfg["dropout"])
-    result = fit(model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=0, device="cpu",
-                 run_dir=cfg["run_dir"].format(rank=rank), resume=cfg["resume"], select="last",
-                 checkpoint_every=cfg.get("checkpoint_every"), progress=False, callbacks=[Kill()])
+    try:
+        result = fit(model, data, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=0, device="cpu",
+                     run_dir=cfg["run_dir"].format(rank=rank), resume=cfg["resume"], select="last",
+                     checkpoint_every=cfg.get("checkpoint_every"), progress=False, callbacks=[Kill()])
+    except Terminated as e:
+        with open(os.path.join(cfg["out"], f"rank{{rank}}.terminated"), "w") as f:
+            json.dump({{"position": e.position, "message": str(e)}}, f)
+        distributed.shutdown()
+        sys.exit(143)
     save_file(model.state_dict(), os.path.join(cfg["out"], f"rank{{rank}}.safetensors"))
     with open(os.path.join(cfg["out"], f"rank{{rank}}.json"), "w") as f:
         json.dump({{"test": result.test, "epochs": len(result.history), "world_size": distributed.world_size()}}, f)
@@ -139,6 +154,45 @@ def test_killed_rank_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_pat
     history = [json.loads(line) for line in (Path(run_dir) / "history.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in history] == [1, 2, 3]
     assert json.loads((Path(run_dir) / "metrics.json").read_text())["test"]["accuracy"] > 0.5  # 3 classes: chance is 1/3
+
+
+@pytest.mark.slow  # three torchrun launches: ~30 s on an idle machine
+def test_sigterm_to_torchrun_stops_both_ranks_at_one_step_and_the_resume_ends_as_an_uninterrupted_run(tmp_path, tiny):
+    common = {"dropout": 0.2, "epochs": 3, "lr": 1e-2}
+    full, _ = run_workers(tmp_path, "full", run_dir=str(tmp_path / "run-full"), **common)
+
+    run_dir = tmp_path / "run-term"
+    script = tmp_path / "worker.py"
+    out = tmp_path / "term"
+    out.mkdir()
+    cfg = {"n_train": 64, "batch_size": 8, "resume": False, "out": str(out), "run_dir": str(run_dir), "ready_step": 2, **common}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), json.dumps(cfg)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "ready").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (out / "ready").exists(), proc.communicate()[1][-3000:]
+        proc.send_signal(signal.SIGTERM)  # what a scheduler sends; torchrun passes it on to every rank
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    stops = [json.loads((out / f"rank{r}.terminated").read_text()) for r in range(2)]  # both ranks stopped cleanly
+    assert stops[0]["position"] == stops[1]["position"] and stops[0]["position"] != [3, 0]  # at the same step, mid-run
+    assert "stopped by SIGTERM" in stops[0]["message"] and "--resume" in stops[0]["message"]
+    assert "SIGKILL" not in stderr  # torchrun's grace period was not needed
+    ck = json.loads(next((run_dir / "checkpoint").glob("state-*.json")).read_text())["position"]
+    assert [ck["epoch"], ck["step"]] == stops[0]["position"]
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed, _ = run_workers(tmp_path, "resumed", run_dir=str(run_dir), resume=True, **common)
+    a, b = load_file(full / "rank0.safetensors"), load_file(resumed / "rank0.safetensors")
+    assert _max_diff(a, b) == 0.0  # bit for bit
+    assert _max_diff(load_file(resumed / "rank1.safetensors"), b) == 0.0
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
 
 
 @pytest.mark.slow  # three torchrun launches of the command

@@ -19,9 +19,9 @@ from gridseq import __version__
 from gridseq._atomic import describe, is_user_fixable
 from gridseq._validation import did_you_mean
 from gridseq.cli import compare, datasets, evaluate, export, forecast, generate, inspect, models, predict, sample, serve, train
-from gridseq.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, Parser, UsageError
+from gridseq.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Parser, UsageError
 from gridseq.cli.overrides import split_overrides
-from gridseq.errors import GridseqError
+from gridseq.errors import GridseqError, Terminated
 
 _logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = Parser(prog="gridseq", parents=[verbosity],
                     description="CNNs, RNNs and CNN→RNN hybrids on PyTorch: train, evaluate, predict, generate, compare, inspect, serve and export from the command line.",
-                    epilog="Exit codes: 0 ok, 2 usage or input error, 130 interrupted, 1 internal error (a bug).")
+                    epilog="Exit codes: 0 ok, 2 usage or input error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (training: checkpointed, continue with --resume), 1 internal error (a bug).")
     parser.add_argument("--version", action="version", version=f"gridseq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for command in COMMANDS:
@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _error_line(describe(e))
         return EXIT_USAGE
+    except Terminated as e:  # SIGTERM during training: checkpointed at a step boundary
+        _error_line(str(e))
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         _error_line("interrupted" + (" (continue with `gridseq train ... --resume`)" if command == "train" else ""))
         return EXIT_INTERRUPTED

@@ -14,7 +14,8 @@ import sys
 from gridseq._validation import did_you_mean
 from gridseq.errors import ConfigError
 
-EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# 130 and 143: 128 + the signal (SIGINT, SIGTERM), the codes a shell gives a process those signals kill
+EXIT_OK, EXIT_BUG, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class UsageError(ConfigError):

@@ -24,20 +24,19 @@ import torch
 from torch import nn
 
 from gridseq import tasks
-from gridseq._validation import check_choice, check_positive_int
 from gridseq.data.augment import augmentation_for
 from gridseq.data.contract import Batch, Dataset, Split
-from gridseq.errors import ConfigError, DataError, GridseqError, OutputError
+from gridseq.errors import ConfigError, DataError, GridseqError, OutputError, Terminated
 from gridseq.io import model_spec
 from gridseq.train import distributed, optim, precision
+from gridseq.train.arguments import check_fit_args
 from gridseq.train.callbacks import CallbackList, TensorBoardLogger, TrainState
 from gridseq.train.checkpoint import restore_rng
 from gridseq.train.evaluation import _evaluate, resolve_device, seed_everything
 from gridseq.train.progress import progress_for
 from gridseq.train.resume import TrainerState, fingerprint, snapshot
 from gridseq.train.run_dir import TENSORBOARD_DIR, RunDir, versions
-
-SELECT = ("best", "last")  # which epoch's weights fit() keeps
+from gridseq.train.signals import StopOnSigterm
 
 _logger = logging.getLogger(__name__)
 
@@ -69,30 +68,6 @@ class FitResult:
     run_dir: Path | None = None
     stopped_early: bool = False
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def _check_fit_args(a: dict[str, Any]) -> None:
-    check_positive_int(a["epochs"], "epochs")
-    check_positive_int(a["batch_size"], "batch_size")
-    check_choice(a["optimizer"], "optimizer", optim.OPTIMIZERS)
-    check_choice(a["scheduler"], "scheduler", optim.SCHEDULERS)
-    check_choice(a["select"], "select", SELECT)
-    for name in ("lr", "weight_decay"):
-        value = a[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
-            raise ConfigError(f"{name} must be a {'positive' if name == 'lr' else 'non-negative'} number, got {value!r}.")
-    clip = a["grad_clip"]
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
-        raise ConfigError(f"grad_clip must be None (automatic), 0 (off) or a positive max gradient norm, got {clip!r}.")
-    check_choice(a["precision"], "precision", precision.PRECISIONS)
-    for name in ("channels_last", "augment"):
-        if a[name] not in (None, True, False):
-            raise ConfigError(f"{name} must be None (automatic), True or False, got {a[name]!r}.")
-    for name in ("patience", "checkpoint_every"):
-        if a[name] is not None:
-            check_positive_int(a[name], name)
-    if a["run_dir"] is None and (a["resume"] or a["checkpoint_every"]):
-        raise ConfigError("resume and checkpoint_every need a run directory to keep checkpoints in; pass run_dir=...")
 
 
 class _Trainer:
@@ -156,11 +131,14 @@ class _Trainer:
             internal.append(TensorBoardLogger.maybe(str(self.run.path / TENSORBOARD_DIR)))
         self.internal = [cb for cb in internal if cb is not None]
         self.events = CallbackList([*self.internal, *self.callbacks])
+        self.stop = StopOnSigterm().__enter__()  # SIGTERM: checkpoint at the next step boundary, then Terminated
         try:
             self.events("on_fit_start", self.st)
             while epoch < self.args["epochs"] and not self.ts.stopped:
                 self._train_epoch(epoch, step)
                 self._end_epoch(epoch)
+                if self.stop.requested():  # during validation: the epoch-end checkpoint is written
+                    raise self._terminated(epoch + 1, 0)
                 epoch, step = epoch + 1, 0
             if self.channels_last:  # the caller gets the model in the layout it came in
                 self.model.to(memory_format=torch.contiguous_format)
@@ -169,6 +147,7 @@ class _Trainer:
         except OutputError as e:  # the run directory cannot be written: say what is kept and how to go on
             raise self._write_failed(e) from None
         finally:
+            self.stop.__exit__(None, None, None)
             if self.channels_last:
                 self.model.to(memory_format=torch.contiguous_format)
             for cb in self.internal:
@@ -247,6 +226,10 @@ class _Trainer:
             if every and st.global_step % every == 0 and st.step < self.steps_per_epoch:
                 ts.epoch_seconds = time.perf_counter() - started
                 self._checkpoint(epoch, st.step)
+            if self.stop.requested() and st.step < self.steps_per_epoch:  # (the last step: at the epoch's end)
+                ts.epoch_seconds = time.perf_counter() - started
+                self._checkpoint(epoch, st.step)
+                raise self._terminated(epoch, st.step)
         ts.epoch_seconds = time.perf_counter() - started
 
     def _end_epoch(self, epoch: int) -> None:
@@ -376,6 +359,14 @@ class _Trainer:
             f"(lr={self.args['lr']}), set grad_clip (e.g. 1.0), or check the data for extreme values. {self._kept()}"
         )
 
+    def _terminated(self, epoch: int, step: int) -> Terminated:
+        where = f"epoch {epoch + 1}, step {step}" if step else f"epoch {epoch}"
+        if self.run is None:
+            return Terminated(f"stopped by SIGTERM after {where}; nothing was saved (no run_dir).")
+        return Terminated(f"stopped by SIGTERM after {where} (global step {self.st.global_step}); the checkpoint in "
+                          f"{self.run.checkpoint_dir} holds it: continue with resume=True (`gridseq train ... --resume`).",
+                          (epoch, step))
+
     def _write_failed(self, error: OutputError) -> OutputError:
         resume = " Fix that, then continue with resume=True (`gridseq train ... --resume`)." if self.ts.last_checkpoint else ""
         out = OutputError(f"{error} {self._kept()}{resume}")
@@ -475,6 +466,10 @@ def fit(
         DataError: targets that do not fit the task.
         CheckpointError: the checkpoint to resume from is corrupt (named in the message).
         GridseqError: the loss became NaN or infinite (epoch and step in the message).
+        OutputError: the run directory cannot be written (disk full, read-only, ...); the last good
+            checkpoint is kept, so resume=True continues from it once the cause is fixed.
+        Terminated: SIGTERM arrived; a checkpoint was written at the next step boundary (see
+            gridseq.train.signals).
 
     Example:
         >>> result = gridseq.fit(model, data, epochs=5, run_dir="runs/digits-cnn")  # doctest: +SKIP
@@ -487,7 +482,7 @@ def fit(
         "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress, "precision": precision,
         "channels_last": channels_last, "augment": augment,
     }
-    _check_fit_args(args)
+    check_fit_args(args)
     if not isinstance(data, Dataset):
         raise DataError(f"fit needs a gridseq Dataset (info + train/val/test splits), got {type(data).__name__}; see gridseq.datasets.load().")
     return _Trainer(model, data, args, data_spec, callbacks).fit()

@@ -85,7 +85,7 @@ def test_atomic_write_turns_each_os_failure_into_an_output_error_and_keeps_the_o
     before = target.read_bytes()
     if where == "create":
         fail_creating(monkeypatch, code)
-        write = lambda tmp: Path(tmp).write_text("new")  # noqa: E731
+        write = lambda tmp: Path(tmp).write_text("new")
     else:
         def write(tmp):
             with open(tmp, "wb") as f:
@@ -161,7 +161,7 @@ def test_train_fault_at_the_second_checkpoint_then_resume_ends_as_an_uninterrupt
     assert not (run_dir / "metrics.json").exists()
 
     monkeypatch.setattr(checkpoint, "save_checkpoint", real_save)
-    code, out, err = run(capsys, *TRAIN, "--run-dir", run_dir, "--resume")
+    code, _, err = run(capsys, *TRAIN, "--run-dir", run_dir, "--resume")
     assert code == 0, err
     resumed = load_file(run_dir / "model.safetensors")
     assert resumed.keys() == uninterrupted.keys()
@@ -181,7 +181,7 @@ def tiny_tmpfs(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
-                                          capture_output=True).returncode != 0:
+                                          capture_output=True, check=False).returncode != 0:
         pytest.skip("mounting a tmpfs needs root")
     try:
         yield mount

@@ -133,8 +133,31 @@ def load(directory: str | os.PathLike) -> nn.Module:
     """Rebuild a model saved by `gridseq.save` (or a `gridseq train` run directory), in eval mode."""
     config = read_config(directory)
     spec = config["model"]
+    source = Path(directory) / CONFIG_FILE
+    _check_size(spec, Path(directory) / WEIGHTS_FILE, source)
     try:
         model = registry.create(spec["name"], **spec.get("config", {}))
     except ConfigError as e:
-        raise CheckpointError(f"{Path(directory) / CONFIG_FILE} describes a model this gridseq cannot build: {e}") from None
+        raise CheckpointError(f"{source} describes a model this gridseq cannot build: {e}") from None
+    except (RuntimeError, MemoryError, TypeError, ValueError, OverflowError) as e:  # e.g. sizes no allocator serves
+        raise CheckpointError(f"{source} describes a model that cannot be built ({type(e).__name__}: {str(e)[:200]}); "
+                              f"the file is corrupt — restore it or re-save the model.") from None
     return load_weights(model, Path(directory) / WEIGHTS_FILE).eval()
+
+
+def _check_size(spec: dict, weights: Path, source: Path) -> None:
+    """CheckpointError when the model `spec` describes has more parameter bytes than the weights file holds (a
+    corrupt config.json asking for a huge model), found on the meta device before any memory is allocated.
+    Models that cannot be built on the meta device are not checked here (load_weights still compares shapes)."""
+    if not weights.is_file():
+        return
+    try:
+        with torch.device("meta"):
+            skeleton = registry.create(spec["name"], **spec.get("config", {}))
+    except Exception:  # noqa: BLE001 - only a pre-check: building for real below reports the error
+        return
+    needed = sum(p.numel() * p.element_size() for p in skeleton.parameters())
+    if needed > weights.stat().st_size:
+        load_state_dict(weights)  # a truncated or corrupt weights file is named as such first
+        raise CheckpointError(f"{source} describes a model with {needed:,} bytes of parameters, but {weights} holds "
+                              f"{weights.stat().st_size:,} bytes; one of the two files is corrupt or from another model.")

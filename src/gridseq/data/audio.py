@@ -27,8 +27,10 @@ without decoding it.
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import struct
 import wave as _wave
 from typing import Any
 
@@ -173,8 +175,11 @@ def read_wav(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """
     scipy = _scipy("reading WAV files")
     try:
-        rate, data = scipy.io.wavfile.read(os.fspath(path))
-    except (ValueError, OSError, EOFError, _wave.Error) as e:
+        # from memory, not the file: scipy then reads the samples the file holds, where from a file it allocates
+        # what the header claims first (a corrupt size field asked for gigabytes)
+        with open(path, "rb") as f:
+            rate, data = scipy.io.wavfile.read(io.BytesIO(f.read()))
+    except (ValueError, OSError, EOFError, _wave.Error, struct.error, ZeroDivisionError) as e:  # 0 channels: / 0
         raise DataError(f"cannot read {path} as a WAV file ({e}); audio must be PCM or float WAV (convert other "
                         f"formats first, e.g. `ffmpeg -i in.mp3 out.wav`).") from None
     if data.size == 0:

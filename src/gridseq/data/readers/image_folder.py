@@ -53,6 +53,9 @@ def _open(path: Path):
         return Image.open(path)
     except (OSError, SyntaxError, ValueError) as e:  # PIL.UnidentifiedImageError is an OSError
         raise DataError(f"cannot read image {path}: {e}. Remove or replace the file (is it a real PNG/JPEG?).") from e
+    except Image.DecompressionBombError as e:  # a header claiming billions of pixels: corrupt, or a hostile file
+        raise DataError(f"cannot read image {path}: {e} Its header is probably corrupt; if the image really is that "
+                        f"large, raise PIL.Image.MAX_IMAGE_PIXELS.") from None
 
 
 def read_image(path: Path | str, *, channels: int | None = None, size: tuple[int, int] | None = None,

@@ -193,6 +193,8 @@ def _parse_header(lines: list[str], source: str, default_name: str) -> TsHeader:
         if not line.startswith("@"):
             raise DataError(f"{source}, line {number}: expected a header line '@key value' or '@data', got "
                             f"{line[:40]!r}; the cases start after a line '@data'.")
+        if not line[1:].split():
+            raise DataError(f"{source}, line {number}: a lone '@'; expected a header line '@key value' or '@data'.")
         key, *rest = line[1:].split()
         key = key.lower()
         if key == "data":

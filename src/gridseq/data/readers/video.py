@@ -28,6 +28,8 @@ and `prepare_clip` applies it to a new clip at predict time.
 from __future__ import annotations
 
 import re
+import tokenize
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,10 @@ from gridseq.data.padding import pad_sequences
 from gridseq.data.partition import encode_labels, train_val_test
 from gridseq.data.stream import STATS_SAMPLE, StreamSplit, sample_for_stats, should_stream
 from gridseq.errors import DataError
+
+# what np.load raises for a damaged .npy: a bad header (its Python literal), a short or unreadable file, a file
+# starting like a zip (np.load takes it for an .npz)
+NPY_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError, zipfile.BadZipFile)
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 _GRAY_MODES = ("L", "1", "I;16", "I", "F")  # frame modes read as 1 channel when channels=None
@@ -100,8 +106,10 @@ def read_clip(path: Path | str, *, channels: int | None = None, mmap: bool = Fal
         raise DataError(f"cannot read {path} as a video: expected a .npy array (T, H, W[, C]) or a folder of frame images.")
     try:
         a = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except (ValueError, OSError, EOFError) as e:
+    except NPY_ERRORS as e:
         raise DataError(f"cannot read {path} as a .npy array: {e}.") from e
+    if not isinstance(a, np.ndarray):  # an .npz archive under a .npy name
+        raise DataError(f"{path} is an .npz archive, not a .npy array; save each clip with np.save(path, clip).")
     return clip_from_array(a, str(path))
 
 
@@ -160,7 +168,7 @@ def _read_frames(folder: Path, channels: int | None) -> np.ndarray:
                 if channels is None:
                     channels = 1 if im.mode in _GRAY_MODES else 3
                 frames.append(np.asarray(im.convert("L" if channels == 1 else "RGB")))
-        except OSError as e:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"cannot read frame {f}: {e}.") from e
     sizes = {fr.shape[:2] for fr in frames}
     if len(sizes) > 1:
@@ -325,12 +333,14 @@ def clip_shape(path: Path, channels: int | None = None) -> tuple[int, tuple[int,
             with Image.open(files[0]) as im:  # opening reads the header only
                 c = channels if channels is not None else (1 if im.mode in _GRAY_MODES else 3)
                 return len(files), (c, im.size[1], im.size[0])
-        except OSError as e:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"cannot read frame {files[0]}: {e}.") from e
     try:
         a = np.load(path, allow_pickle=False, mmap_mode="r")
-    except (ValueError, OSError, EOFError) as e:
+    except NPY_ERRORS as e:
         raise DataError(f"cannot read {path} as a .npy array: {e}.") from e
+    if not isinstance(a, np.ndarray):  # an .npz archive under a .npy name
+        raise DataError(f"{path} is an .npz archive, not a .npy array; save each clip with np.save(path, clip).")
     return clip_layout(a.shape, a.dtype, str(path))
 
 

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gridseq import __version__
 from gridseq._validation import did_you_mean
 from gridseq.errors import DataError, GridseqError
-from gridseq.serve import schemas
+from gridseq.serve import contract, schemas
 from gridseq.serve.registry import FAILED, LOADING, ModelRegistry, ServedModel
 from gridseq.serve.security import BearerAuth, BodyLimit, too_large
 from gridseq.serve.settings import ServeSettings
@@ -48,6 +48,7 @@ _ERRORS = {400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 405: "Method
            415: "UnsupportedMediaType", 422: "UnprocessableEntity", 503: "ServiceUnavailable"}
 _ERROR_RESPONSES = {code: {"model": schemas.ErrorResponse, "description": name} for code, name in _ERRORS.items()
                     if code not in (405,)}
+PREDICT_STATUSES = (400, 401, 404, 413, 415, 422, 503)
 
 
 class ApiError(Exception):
@@ -94,6 +95,10 @@ def create_app(settings: ServeSettings, registry: ModelRegistry | None = None):
         message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
         return JSONResponse({"detail": f"invalid request: {message}.", "error": "UnprocessableEntity"}, status_code=422)
 
+    def responses(*codes: int) -> dict:
+        """The documented error responses among `codes` (401 only when the server has a token)."""
+        return {code: _ERROR_RESPONSES[code] for code in codes if code != 401 or settings.token}
+
     def lookup(name: str, *, ready: bool = True) -> ServedModel:
         served = registry.models.get(name)
         if served is None:
@@ -105,24 +110,24 @@ def create_app(settings: ServeSettings, registry: ModelRegistry | None = None):
             raise ApiError(503, f"model {name!r} failed to load: {served.error}")
         return served
 
-    @app.get("/health", response_model=schemas.Health, responses={503: {"model": schemas.Health}})
+    @app.get("/health", response_model=schemas.Health, responses={503: {"model": schemas.Health}, **responses(401)})
     async def health():
         """Whether every model is loaded: 200 "ok", or 503 "loading" / "failed"."""
         body = {"status": registry.status(), "models": {n: m.state for n, m in registry.models.items()}}
         return JSONResponse(body, status_code=200 if registry.ready else 503)
 
-    @app.get("/models", response_model=schemas.ModelList)
+    @app.get("/models", response_model=schemas.ModelList, responses=responses(401))
     async def list_models():
         """Every served model: task, input spec, classes, options, whether it streams."""
         return JSONResponse({"models": [m.describe() for m in registry.models.values()]})
 
-    @app.get("/models/{name}", response_model=schemas.ModelInfo, responses={404: _ERROR_RESPONSES[404]})
+    @app.get("/models/{name}", response_model=schemas.ModelInfo, responses=responses(401, 404))
     async def model_info(name: str):
         """One served model (see GET /models)."""
         return JSONResponse(lookup(name, ready=False).describe())
 
     @app.post("/models/{name}/predict", response_model=schemas.PredictResponse,
-              responses={k: v for k, v in _ERROR_RESPONSES.items() if k != 401 or settings.token},
+              responses=responses(*PREDICT_STATUSES),
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}})
     async def predict(name: str, request: Request):
@@ -183,6 +188,9 @@ def create_app(settings: ServeSettings, registry: ModelRegistry | None = None):
             if settings.token:
                 schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
                 schema["security"] = [{"bearer": []}]
+            schema["paths"].update(contract.model_operations(schema, registry.models))
+            if not registry.ready:
+                return schema  # each model's own schema is known once it is loaded: do not cache this one
             app.openapi_schema = schema
         return app.openapi_schema
 

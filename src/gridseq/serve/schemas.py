@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 from typing_extensions import TypeAliasType
 
 from gridseq.errors import DataError
@@ -30,6 +30,17 @@ class PredictOptions(BaseModel):
     temperature: float | None = Field(None, ge=0, description="lm: sampling temperature (0 = most likely token)")
     seed: int | None = Field(None, description="lm: seed the sampler (same seed, same text)")
     steps: int | None = Field(None, ge=1, description="forecast: steps to forecast (default: the model's horizon)")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_types(cls, value, info):
+        """JSON's own types only, as the schema says: 0 is not false and "3" is not 3 (3.0 is 3, as in JSON Schema)."""
+        if info.field_name == "invert":
+            if value is not None and not isinstance(value, bool):
+                raise ValueError("should be true or false")
+        elif isinstance(value, (bool, str)):
+            raise ValueError("should be a number")
+        return value
 
 
 class PredictRequest(BaseModel):

@@ -26,6 +26,7 @@ from gridseq.data.prepare import encode_texts, prepare_inputs
 from gridseq.errors import ConfigError, DataError
 
 MAX_BEAM = 16
+MAX_VALUE = float(np.finfo(np.float32).max)  # the largest number an input may hold (float32's)
 _IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif"}
 
 
@@ -251,7 +252,7 @@ def as_numbers(item, what: str) -> np.ndarray:
         raise DataError(f"{what} is not a rectangular array of numbers (ragged or mixed nesting).") from None
     if a.size and not np.isfinite(a).all():
         raise DataError(f"{what} holds NaN or Inf (or a number too large for float32); send finite numbers.")
-    if a.size and np.abs(a).max() > np.finfo(np.float32).max:
+    if a.size and np.abs(a).max() > MAX_VALUE:
         raise DataError(f"{what} holds a number too large for float32.")
     return a.astype(np.float32)
 

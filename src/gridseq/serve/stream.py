@@ -15,7 +15,17 @@ Video models (crnn, convlstm, frame-cnn, trained on clips) stream through their 
 `model.stream()` (`gridseq.nn.stream`): one message is one frame, (H, W) or (H, W, C) raw values
 like the training clips, and each frame costs one CNN pass and one recurrent step.
 
-Who can stream: unidirectional rnn / lstm / gru models on sequences or text, and causal video models. A bidirectional model
+Transcription models on audio (`crnn-ctc` trained on dtmf or your own WAVs) stream audio: one message
+is one chunk of raw samples (a list of numbers at the run's sample rate, any length), and the reply is
+the transcript of all the audio so far — exactly what `POST /predict` (and `gridseq predict`) give
+for that audio, so the reply to the last chunk IS the offline transcript of the whole recording.
+It is computed by running the model on the whole audio received so far: the front end normalises
+each utterance by its own mean and spread, so no earlier frame's features are final until the audio
+ends, and any model (bidirectional too) streams. The cost of a chunk grows with the audio so far
+(the run's input limits bound it); `{"reset": true}` starts a new recording.
+
+Who can stream: unidirectional rnn / lstm / gru models on sequences or text, causal video models,
+and transcription models on audio. A bidirectional model
 reads every step from both ends, so its output for step t depends on steps not yet sent; per-series
 z-normalised series need the whole series to normalise any step; images read as row sequences and
 permuted positions are not a stream in time.
@@ -50,6 +60,10 @@ def streamable(predictor: Predictor) -> tuple[bool, str]:
     model, info = predictor.model, predictor.info
     record = info.preprocessing or {}
     name = getattr(model, "gridseq_name", type(model).__name__)
+    if info.task == "transcribe":
+        if record.get("layout") != "audio":
+            return False, f"model {name!r} transcribes images (lines of handwriting); use POST /predict with whole lines."
+        return True, ""
     if info.kind == "video":
         if info.task not in ("classify", "tag") or not callable(getattr(model, "stream", None)):
             return False, f"model {name!r} ({info.task}) has no frame-by-frame stream; use POST /predict with whole clips."
@@ -98,10 +112,12 @@ class StreamSession:
         self.max_steps = max_steps
         self.top_k = top_k if top_k is not None else (LM_TOP_K if predictor.info.task == "lm" else None)
         config = self.model.config
+        self._audio = predictor.info.task == "transcribe"  # chunks of samples, transcribed as a whole
         # a video model keeps its own state (frame features, recurrent state, running pool) in a Stream
         self._frames = self.model.stream(batch_size=1) if predictor.info.kind == "video" else None
         # mean/max pooling keeps a running sum/max of the top layer's outputs instead of all of them
-        self.pooling = None if self._frames is not None or config.per_step or config.pooling == "last" else config.pooling
+        recurrent = self._frames is None and not self._audio
+        self.pooling = None if not recurrent or config.per_step or config.pooling == "last" else config.pooling
         self.reset()
 
     def reset(self) -> None:
@@ -109,6 +125,7 @@ class StreamSession:
         self.state = None
         self.steps = 0
         self._pooled: torch.Tensor | None = None
+        self._chunks: list[np.ndarray] = []  # audio received so far (transcription)
         if self._frames is not None:
             self._frames.reset()
 
@@ -125,6 +142,8 @@ class StreamSession:
         """
         if self.max_steps is not None and self.steps >= self.max_steps:
             raise DataError(f"this stream reached its limit of {self.max_steps} steps; reset it to start a new sequence.")
+        if self._audio:
+            return self._audio_step(value)
         x = self._encode(value)
         if self._frames is not None:
             # the frame stream advances as it computes, so check the output on a copy of its state first
@@ -137,6 +156,21 @@ class StreamSession:
         self.state, self._pooled = state, pooled
         self.steps += 1
         return {"step": self.steps, **self._decode(out[0])}
+
+    def _audio_step(self, value: Any) -> dict[str, Any]:
+        """Add a chunk of samples; the transcript of all the audio so far (the offline one, recomputed)."""
+        chunk = as_numbers(value, "the audio chunk")
+        if chunk.ndim == 0:
+            chunk = chunk[None]
+        if chunk.ndim != 1 or chunk.size == 0:
+            raise DataError(f"send an audio chunk as a non-empty list of samples (numbers), got shape {chunk.shape}.")
+        waveform = np.concatenate([*self._chunks, chunk.astype(np.float32)])
+        out = self.predictor.predict([waveform])  # DataError (e.g. longer than the input limit): chunk not taken
+        self._chunks.append(chunk.astype(np.float32))
+        self.steps += 1
+        rate = self.predictor.info.preprocessing["audio"]["sample_rate"]
+        return {"step": self.steps, "prediction": out["predictions"][0], "samples": int(waveform.size),
+                "seconds": round(waveform.size / rate, 4)}
 
     def _frame_step(self, frame: torch.Tensor) -> dict[str, Any]:
         # a stream replaces its state tensors each step (never edits them in place), so shallow copies of its

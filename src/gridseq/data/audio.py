@@ -179,7 +179,8 @@ def read_wav(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
         # what the header claims first (a corrupt size field asked for gigabytes)
         with open(path, "rb") as f:
             rate, data = scipy.io.wavfile.read(io.BytesIO(f.read()))
-    except (ValueError, OSError, EOFError, _wave.Error, struct.error, ZeroDivisionError) as e:  # 0 channels: / 0
+    # ZeroDivisionError: a header with 0 channels; UnboundLocalError: scipy's reader on a file without a data chunk
+    except (ValueError, OSError, EOFError, _wave.Error, struct.error, ZeroDivisionError, UnboundLocalError) as e:
         raise DataError(f"cannot read {path} as a WAV file ({e}); audio must be PCM or float WAV (convert other "
                         f"formats first, e.g. `ffmpeg -i in.mp3 out.wav`).") from None
     if data.size == 0:

@@ -113,6 +113,21 @@ def load_coco(annotations, images=None, *, size=None, channels: int = 3, seed: i
         raise DataError(f"{path}: expected COCO-style JSON with 'images', 'annotations' and 'categories' lists ({e!r}).") from None
     if not entries or not cats:
         raise DataError(f"{path}: no images or no categories.")
+    try:
+        rows, names = _coco_rows(path, cats, entries, boxes)
+    except DataError:  # (a ValueError too) already says what is wrong
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # an entry without its keys, or of the wrong type
+        raise DataError(f"{path}: an image, annotation or category entry is malformed ({e!r}); each image needs 'id' "
+                        f"and 'file_name', each annotation 'image_id', 'category_id' and 'bbox' [x, y, w, h], each "
+                        f"category 'id'.") from None
+    return _dataset(path, images, rows, names, None, size=size, channels=channels, seed=seed,
+                    val_fraction=val_fraction, test_fraction=test_fraction, source="coco", stream=stream,
+                    workers=workers)
+
+
+def _coco_rows(path: Path, cats: list, entries: list, boxes: list) -> tuple[dict[str, Rows], list[str]]:
+    """Each image file's box rows [x0, y0, x1, y1, class] and the class names, from COCO entries."""
     index = {c["id"]: i for i, c in enumerate(cats)}
     files = {entry["id"]: entry["file_name"] for entry in entries}
     rows: dict[str, Rows] = {name: [] for name in files.values()}
@@ -126,10 +141,7 @@ def load_coco(annotations, images=None, *, size=None, channels: int = 3, seed: i
         if bw <= 0 or bh <= 0:
             raise DataError(f"{path}: annotation {a.get('id')} has an empty bbox {a['bbox']} (COCO bbox is [x, y, width, height]).")
         rows[files[a["image_id"]]].append([x, y, x + bw, y + bh, index[a["category_id"]]])
-    names = [str(c.get("name", c["id"])) for c in cats]
-    return _dataset(path, images, rows, names, None, size=size, channels=channels, seed=seed,
-                    val_fraction=val_fraction, test_fraction=test_fraction, source="coco", stream=stream,
-                    workers=workers)
+    return rows, [str(c.get("name", c["id"])) for c in cats]
 
 
 def load_boxes_csv(path, images=None, *, size=None, channels: int = 3, seed: int = 0,

@@ -11,11 +11,12 @@ a noisy background; benchmarks/photos.py), cached under --root and written only 
   loader     images/s of gridseq's streaming loader alone (decode + resize + augment, 2 workers)
              against the same pipeline written by hand with a torch Dataset + DataLoader, on the 4k
              folder, 30 batches of 64 after 5 warm-up batches. Reported, no target.
-  stream     training samples/s of `--stream` over `--no-stream` on the 4k folder (target >= 0.9).
+  stream     training samples/s of `--stream` over `--no-stream` on the 4k folder (target >= 0.9): the
+             ratio of the medians of --repeats runs each, run in alternating order.
 
     python benchmarks/data_scale.py --sizes 1000,4000
     python benchmarks/data_scale.py [--sizes 1000,4000,16000,64000] [--root /tmp/gridseq-photos]
-        [--out benchmarks/results/data_scale.json] [--skip-train] [--skip-loader] [--threads N]
+        [--out benchmarks/results/data_scale.json] [--skip-train] [--skip-loader] [--repeats 3] [--threads N]
         [--train-args "--batch-size 128"]
 """
 
@@ -193,11 +194,22 @@ def measure_loaders(folder: str) -> dict:
     return out
 
 
-def measure_stream(folder: str, extra: list[str]) -> dict:
-    runs = {mode: run_train(folder, [f"--{mode}", *extra]) for mode in ("stream", "no-stream")}
-    if all("samples_per_second" in r for r in runs.values()):
-        runs["ratio"] = round(runs["stream"]["samples_per_second"] / runs["no-stream"]["samples_per_second"], 3)
-    return runs
+def measure_stream(folder: str, extra: list[str], repeats: int = 3) -> dict:
+    """`--stream` against `--no-stream` training, `repeats` pairs of runs in alternating order (ABBA...), so
+    that a drift in the machine's speed falls on both; the ratio of the medians, with each pair's ratio."""
+    runs: dict[str, list[dict]] = {"stream": [], "no-stream": []}
+    for r in range(repeats):
+        for mode in (("no-stream", "stream") if r % 2 == 0 else ("stream", "no-stream")):
+            runs[mode].append(run_train(folder, [f"--{mode}", *extra]))
+            print(f"train --{mode} ({r + 1}/{repeats}): " + (runs[mode][-1].get("error") or
+                  f"{runs[mode][-1]['samples_per_second']:.1f} samples/s"), flush=True)
+    out: dict = {"repeats": repeats, **runs}
+    sps = {m: [r["samples_per_second"] for r in rs if "samples_per_second" in r] for m, rs in runs.items()}
+    if all(len(v) == repeats for v in sps.values()):
+        out["median_samples_per_second"] = {m: float(np.median(v)) for m, v in sps.items()}
+        out["pair_ratios"] = [round(a / b, 3) for a, b in zip(sps["stream"], sps["no-stream"])]
+        out["ratio"] = round(out["median_samples_per_second"]["stream"] / out["median_samples_per_second"]["no-stream"], 3)
+    return out
 
 
 def _met(ok: bool | None) -> str:
@@ -232,9 +244,14 @@ def print_table(res: dict) -> None:
                       f"{ld['ratio']:.2f}x hand-written")
     if "stream" in res:
         s = res["stream"]
-        note = next((r["error"] for r in (s["stream"], s["no-stream"]) if "error" in r), "")
+        errors = [r["error"] for r in (*s["stream"], *s["no-stream"]) if "error" in r]
+        note = errors[0] if errors else ""
+        if "ratio" in s:
+            med = s["median_samples_per_second"]
+            note = (f"medians of {s['repeats']}: {med['stream']:.0f} / {med['no-stream']:.0f} samples/s; "
+                    f"pairs {min(s['pair_ratios']):.2f}-{max(s['pair_ratios']):.2f}")
         table.add_row("train --stream / --no-stream", f"{s['ratio']:.2f}" if "ratio" in s else "—", f"≥ {STREAM_TARGET}",
-                      _met(s["ratio"] >= STREAM_TARGET) if "ratio" in s else "failed", escape(note[:60]))
+                      _met(s["ratio"] >= STREAM_TARGET) if "ratio" in s else "failed", escape(note[:90]))
     Console(width=None if sys.stdout.isatty() else 120).print(table)  # a log file gets unwrapped rows
 
 
@@ -245,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(OUT), help=f"JSON results (default: {OUT})")
     p.add_argument("--skip-train", action="store_true", help="no `gridseq train` runs (memory, stream)")
     p.add_argument("--skip-loader", action="store_true", help="no loader throughput comparison")
+    p.add_argument("--repeats", type=int, default=3, help="pairs of --stream/--no-stream runs (medians reported)")
     p.add_argument("--threads", type=int, default=None, help="torch threads, here and for `gridseq train --threads`")
     p.add_argument("--train-args", default="", help="extra `gridseq train` arguments, e.g. '--batch-size 128'")
     args = p.parse_args(argv)
@@ -272,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_loader:
         res["loader"] = measure_loaders(folder[LOADER_N])
     if not args.skip_train:
-        res["stream"] = measure_stream(folder[LOADER_N], extra)
+        res["stream"] = measure_stream(folder[LOADER_N], extra, args.repeats)
     res["targets"] = {"peak_pss_mib": PEAK_TARGET_MIB, "growth_mib": GROWTH_TARGET_MIB, "stream_ratio": STREAM_TARGET}
     res["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     print_table(res)

@@ -2,7 +2,9 @@
 (seed, epoch, item) whatever process does it."""
 
 import json
+import os
 
+import numpy as np
 import pytest
 import torch
 from data_helpers import photo_folder
@@ -11,7 +13,7 @@ import gridseq
 import gridseq.datasets as gd
 from gridseq.data.augment import augmentation_for
 from gridseq.data.augment.images import ImageAugment
-from gridseq.data.stream import StreamSplit, should_stream
+from gridseq.data.stream import WORKER_NICE, StreamSplit, should_stream
 from gridseq.errors import ConfigError, DataError
 
 
@@ -174,3 +176,23 @@ def test_a_worker_decoding_and_augmenting_batches_does_not_grow(tmp_path):
             uss.append(sum(w.memory_full_info().uss for w in me.children()))
     # with glibc's dynamic mmap threshold the worker's heap grew by about a batch per batch (~150 MB here)
     assert uss[1] - uss[0] < 48 << 20
+
+
+class _Niceness:
+    """Item i is the niceness of the process that decodes it."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return np.full((1,), os.nice(0), dtype=np.float32)
+
+
+def test_decoder_workers_run_at_a_lower_priority_than_training():
+    split = StreamSplit(_Niceness(), torch.zeros(4, dtype=torch.int64), workers=2)
+    batches = list(split.loader([torch.tensor([0, 1]), torch.tensor([2, 3])]))
+    expected = min(19, os.nice(0) + WORKER_NICE)
+    assert [b.x.flatten().tolist() for b in batches] == [[expected] * 2] * 2
+    assert os.nice(0) < expected  # this process keeps its own priority
+    in_process = StreamSplit(_Niceness(), torch.zeros(4, dtype=torch.int64), workers=0)
+    assert next(iter(in_process.loader([torch.tensor([0, 1])]))).x.flatten().tolist() == [os.nice(0)] * 2

@@ -43,6 +43,7 @@ STREAM_SHARE = 0.1
 # decoded size (the stacked items, the split copies, normalisation), so 4,000 photos at 128x128 (786 MB)
 # took 3.3 GB in memory against about 1.2 GB streamed (benchmarks/data_scale.py)
 STREAM_MAX_BYTES = 256 << 20
+WORKER_NICE = 10  # decoder processes run at this niceness (see _worker_init)
 STATS_SAMPLE = 512  # normalisation statistics of a streamed split come from this many training items
 
 
@@ -207,14 +208,24 @@ class _Decoder(torch.utils.data.Dataset):
         return b.x, b.y, b.lengths
 
 
-def _fixed_mmap_threshold(_worker_id: int) -> None:
-    """Keep glibc's malloc from growing a worker's heap batch after batch.
+def _worker_init(_worker_id: int) -> None:
+    """Set up a decoder process: a lower CPU priority, and a fixed malloc mmap threshold.
 
-    glibc raises its mmap threshold to the size of each large block freed, up to 32 MiB, so after the
-    first batch every batch-sized tensor comes from the heap, interleaved with the decoder's smaller
+    Priority: the training process's threads use every core, and a decoder that competes with them on
+    equal terms stalls each parallel operator until its time slice ends. At `WORKER_NICE` the scheduler
+    runs the decoder in the time the training threads leave (between operators, while the optimizer
+    steps in Python); with `prefetch` batches queued, the decoding is still done before it is needed.
+    Where cores are idle the niceness changes nothing.
+
+    Malloc: glibc raises its mmap threshold to the size of each large block freed, up to 32 MiB, so after
+    the first batch every batch-sized tensor comes from the heap, interleaved with the decoder's smaller
     blocks, and the fragmented heap is never returned: a worker decoding and augmenting 64 photos of
     128x128 grew by ~15 MB per batch (600 MB after 40 batches). A fixed threshold turns the dynamic
     adjustment off, so batch-sized blocks are mapped and unmapped whole."""
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:  # not permitted here: decode at the same priority
+        pass
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc: nothing to do
@@ -225,7 +236,7 @@ def _fixed_mmap_threshold(_worker_id: int) -> None:
 def _worker_batches(split: StreamSplit, batches: list[Tensor], augment, seed: int, epoch: int) -> Iterator[Batch]:
     loader = torch.utils.data.DataLoader(
         _Decoder(split, augment, seed, epoch), sampler=batches, batch_size=None,
-        num_workers=min(split.workers, len(batches)), prefetch_factor=split.prefetch, worker_init_fn=_fixed_mmap_threshold,
+        num_workers=min(split.workers, len(batches)), prefetch_factor=split.prefetch, worker_init_fn=_worker_init,
     )
     try:
         for x, y, lengths in loader:

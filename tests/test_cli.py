@@ -359,12 +359,17 @@ def test_train_threads_sets_torch_intra_op_threads(capsys, tmp_path):
 def test_per_step_predictions_name_a_class_for_every_step(capsys):
     # a tag run (e.g. moving-digits-frames) predicts (B, T) labels: records list one class per step,
     # cut to each item's length
-    from gridseq.cli.predict import _print_predictions, _records
+    from gridseq import tasks
+    from gridseq.cli.predict import _print_records
+    from gridseq.data.contract import Batch, DatasetInfo
 
     labels = torch.tensor([[0, 1, 1], [2, 2, 0]])
-    records = _records(["a", "b"], labels, torch.rand(2, 3, 3), ("up", "down", "left"), 2, torch.tensor([3, 2]))
+    logits = torch.nn.functional.one_hot(labels, 3).float() * 5  # (B, T, K), the largest at each label
+    task = tasks.get("tag", DatasetInfo("d", "sequence", (3, 1), 3, ("up", "down", "left"), task="tag"))
+    out = task.decode(logits, Batch(torch.zeros(2, 3, 1), None, torch.tensor([3, 2])), {"top_k": 2})
+    records = [{"input": name, task.record_key: p} for name, p in zip(["a", "b"], out["predictions"])]
     assert records == [{"input": "a", "labels": ["up", "down", "down"]}, {"input": "b", "labels": ["left", "left"]}]
     records[0]["target"] = ["up", "up", "down"]
-    _print_predictions(records)
+    _print_records(records, task.record_key)
     out = [line.split() for line in capsys.readouterr().out.splitlines()]  # the console expands tabs
     assert out == [["a", "up", "down", "down", "(true:", "up", "up", "down)"], ["b", "left", "left"]]

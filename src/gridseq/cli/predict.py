@@ -6,14 +6,16 @@ of its own splits, printed one line per item or as JSON records.
     gridseq predict runs/dates-seq2seq-s0 "3 de marzo de 1999" --beam 4
     gridseq predict runs/shapes-seg-fcn-s0 --split test --out masks
 
-Inputs are prepared exactly like the training data (the run's recorded preprocessing). Class-per-input
-and per-step runs print labels and top-k probabilities; text runs, captions and transcripts go through
-`gridseq.predict.Predictor` (as the server does); masks and boxes are drawn with --out.
+Inputs are prepared exactly like the training data (the run's recorded preprocessing) and predicted
+through `gridseq.predict.Predictor`, as the server does; the task says how (`Task.read_file` for an
+INPUT file, `prepare` for texts, `decode` for the records, `record_key` for their field: label, labels,
+output, caption, transcript). Runs whose task predicts image by image (`Task.drawn`: segmentation masks,
+detection boxes) go through their drawer, which --out writes as PNGs; runs another command serves
+(`Task.elsewhere`: language models, forecasters, image generators) get a one-line pointer to it.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -42,129 +44,93 @@ def register(sub, parents) -> None:
 
 
 def cmd_predict(args) -> int:
-    from gridseq import datasets
+    from gridseq.predict import Predictor
     from gridseq.runs import Run
 
     if bool(args.inputs) == bool(args.split):
         raise ConfigError("predict needs INPUT files or --split (not both): e.g. `gridseq predict RUN_DIR image.png` "
                           "or `gridseq predict RUN_DIR --split test`.")
     run = Run.open(args.run_dir)
-    model = run.model
-    if getattr(model, "serves_task", None) == "generate-image":
-        raise ConfigError(f"{args.run_dir} is an image generator; draw images with `gridseq sample {args.run_dir} --n 64 --out grid.png`.")
-    info = run.info
-    if info.task == "forecast":
-        raise ConfigError(f"{args.run_dir} is a forecasting run; use `gridseq forecast {args.run_dir}` to forecast with it.")
-    if info.task == "transcribe":
-        return predict_transcripts(args, run)
-    if info.kind == "tokens":
-        if args.split:
-            split = run.reload_data().splits()[args.split]
-            return predict_text(args, model, info, list(split.texts), split.targets or split.y.tolist())
-        return predict_text(args, model, info, list(args.inputs), None)
-    if info.task == "segment":
-        return predict_masks(args, run)
-    if info.task == "detect":
-        return predict_boxes(args, run)
+    task = run.task
+    elsewhere = task.elsewhere(args.run_dir)
+    if elsewhere:  # a language model, a forecaster, an image generator: another command serves it
+        raise ConfigError(elsewhere)
+    if task.drawn:  # any-size images, one at a time; --out draws the result
+        return DRAWERS[task.drawn](args, run)
     if args.out:
-        raise ConfigError(f"--out writes segmentation masks; {args.run_dir} is a {info.task} run.")
-    if info.task == "caption":
-        return predict_captions(args, run)
+        raise ConfigError(f"--out writes segmentation masks; {args.run_dir} is a {run.info.task} run.")
+    predictor = Predictor(run.model, run.info)
+    options = predictor.check_options({k: v for k, v in (("top_k", args.top_k), ("beam", args.beam), ("invert", args.invert))
+                                       if k in predictor.options})
+    records = []
+    for names, batch, targets in _batches(args, run, predictor):
+        out = predictor.decode(predictor.forward(batch, options), batch, options)
+        for i, name in enumerate(names):
+            record = {"input": name, task.record_key: out["predictions"][i]}
+            if "probabilities" in out and task.record_key == "label":  # one class per item: its top-k
+                record["probabilities"] = out["probabilities"][i]
+            if targets is not None:
+                record["target"] = targets[i]
+            records.append(record)
+    if args.json:
+        print_json(records)
+    else:
+        _print_records(records, task.record_key)
+    return EXIT_OK
+
+
+def _batches(args, run, predictor):
+    """(item names, prepared Batch, target labels or None) for INPUTs, or for --split batch by batch (a
+    streamed split is decoded as it is predicted)."""
+    from gridseq.data.contract import Batch
+
+    info = run.info
     if args.split:
         split = run.reload_data().splits()[args.split]
-        # one batch at a time: a streamed split is decoded as it is predicted
-        batches = ((args.split, split.batch(slice(i, i + args.batch_size))) for i in range(0, len(split), args.batch_size))
-        targets = split.y.tolist()
-    else:
-        batches = []
-        for path in args.inputs:
-            if not Path(path).exists():
-                raise DataError(f"input {path} does not exist; pass image files, or .npz / .csv files of sequences.")
-            if info.kind == "video":  # a .npy clip or a folder of frames
-                from gridseq.data.readers.video import prepare_clips
-
-                batches.append((path, prepare_clips([path], info.preprocessing)))
-                continue
-            batches.append((path, datasets.prepare_inputs([path], info, invert=args.invert)))
-        targets = None
-    task = run.task
-    records = []
-    with torch.no_grad():
-        for name, batch in batches:
-            labels, probs = task.predict(task.forward(model, batch))
-            # a split or a multi-row file names each item by its index: test[17], series.csv[3]
-            first = len(records) if args.split else 0
-            names = [f"{name}[{first + i}]" for i in range(len(batch))] if args.split or len(batch) > 1 else [name]
-            records.extend(_records(names, labels, probs, info.class_names, args.top_k, batch.lengths))
-    if targets is not None:
-        for record, target in zip(records, targets):
-            if isinstance(target, list):  # per-step targets; -100 marks an unlabelled step
-                record["target"] = [info.class_names[t] for t in target if t >= 0]
-            else:
-                record["target"] = info.class_names[target]
-    if args.json:
-        print_json(records)
-    else:
-        _print_predictions(records)
-    return EXIT_OK
+        texts = split.texts if isinstance(split.texts, list) else None
+        for start in range(0, len(split), args.batch_size):
+            part = split.batch(slice(start, start + args.batch_size))
+            rows = range(start, start + len(part))
+            # a text split names each item by its text, others by their index: test[17]
+            names = [texts[i] for i in rows] if texts else [f"{args.split}[{i}]" for i in rows]
+            yield names, Batch(part.x, None, part.lengths), [_target(split, part, i - start, i, info, predictor) for i in rows]
+        return
+    if info.kind == "tokens":  # the INPUTs are the texts themselves
+        for start in range(0, len(args.inputs), args.batch_size):
+            texts = list(args.inputs[start : start + args.batch_size])
+            yield texts, predictor.prepare(texts), None
+        return
+    for path in args.inputs:
+        if not Path(path).exists():
+            raise DataError(f"input {path} does not exist; pass image files, or .npz / .csv files of sequences.")
+        batch = run.task.read_file(path, invert=args.invert)
+        # a multi-row file names each item by its index: series.csv[3]
+        yield ([f"{path}[{i}]" for i in range(len(batch))] if len(batch) > 1 else [path]), batch, None
 
 
-def _records(names: list[str], labels, probs, class_names, top_k: int, lengths=None) -> list[dict]:
-    """One JSON-able record per item: its name, predicted class name and top-k class probabilities; for a
-    per-step (tag) run, the class name of every step (cut to the item's length) instead."""
-    if labels.dim() == 2:
-        steps = lengths.tolist() if lengths is not None else [labels.shape[1]] * len(labels)
-        return [{"input": name, "labels": [class_names[c] for c in row[:n]]}
-                for name, row, n in zip(names, labels.tolist(), steps)]
-    top_p, top_i = probs.topk(min(top_k, probs.shape[1]), dim=1)
-    return [
-        {"input": name, "label": class_names[label], "probabilities": {class_names[i]: round(p, 6) for p, i in zip(p_row, i_row)}}
-        for name, label, p_row, i_row in zip(names, labels.tolist(), top_p.tolist(), top_i.tolist())
-    ]
+def _target(split, part, j: int, i: int, info, predictor):
+    """The readable target of item `i` of `split` (row `j` of its batch `part`)."""
+    if split.targets is not None:  # the raw target strings (text datasets, transcripts, captions)
+        return split.targets[i]
+    y = part.y[j]
+    if y.dim() == 0:
+        return info.class_names[int(y)]
+    if predictor.target_vocab is not None:  # word ids of a caption
+        return predictor.target_vocab.decode(y.tolist())
+    return [info.class_names[t] for t in y.tolist() if t >= 0]  # per-step targets; -100 marks an unlabelled step
 
 
-def _print_predictions(records: list[dict]) -> None:
+def _print_records(records: list[dict], key: str) -> None:
+    """One line per record: input, prediction (steps joined by spaces), top-k probabilities, the target."""
     out = console()
     for r in records:
-        if "labels" in r:  # one class per step
-            target = f"  (true: {' '.join(r['target'])})" if "target" in r else ""
-            out.print(f"{r['input']}\t{' '.join(r['labels'])}{target}", highlight=False, markup=False, soft_wrap=True)
-            continue
-        probs = ", ".join(f"{c} {p:.3f}" for c, p in r["probabilities"].items())
-        target = f"  (true: {r['target']})" if "target" in r else ""
-        out.print(f"{r['input']}\t{r['label']}\t[{probs}]{target}", highlight=False, markup=False, soft_wrap=True)
-
-
-def predict_text(args: argparse.Namespace, model, info, texts: list[str], targets: list | None) -> int:
-    """Predictions for `texts` with a text run: class probabilities, or decoded target sequences
-    (through `gridseq.predict.Predictor`, as the server does)."""
-    from gridseq.predict import Predictor
-
-    if info.task == "lm":
-        raise ConfigError(f"{args.run_dir} is a language model; sample from it with `gridseq generate {args.run_dir} --prompt TEXT`.")
-    predictor = Predictor(model, info)
-    options = {"beam": args.beam} if info.task == "seq2seq" else {"top_k": args.top_k}
-    records = []
-    for start in range(0, len(texts), args.batch_size):
-        chunk = texts[start : start + args.batch_size]
-        out = predictor.predict(chunk, **options)
-        if info.task == "seq2seq":
-            records.extend({"input": t, "output": o} for t, o in zip(chunk, out["predictions"]))
-        else:
-            records.extend({"input": t, "label": label, "probabilities": p}
-                           for t, label, p in zip(chunk, out["predictions"], out["probabilities"]))
-    for record, target in zip(records, targets or []):
-        record["target"] = target if isinstance(target, str) else info.class_names[target]
-    if args.json:
-        print_json(records)
-    elif info.task == "seq2seq":
-        out = console()
-        for r in records:
-            target = f"  (true: {r['target']})" if "target" in r else ""
-            out.print(f"{r['input']}\t{r['output']}{target}", highlight=False, markup=False, soft_wrap=True)
-    else:
-        _print_predictions(records)
-    return EXIT_OK
+        value, target = r[key], r.get("target")
+        line = f"{r['input']}\t{' '.join(value) if isinstance(value, list) else value}"
+        if "probabilities" in r:
+            line += "\t[" + ", ".join(f"{c} {p:.3f}" for c, p in r["probabilities"].items()) + "]"
+        if target is not None:
+            line += f"  (true: {' '.join(target) if isinstance(target, list) else target})"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _image_items(args, run) -> list[tuple]:
@@ -178,48 +144,17 @@ def _image_items(args, run) -> list[tuple]:
     return [(path, prepare_segment_image(path, run.info, invert=args.invert), None) for path in args.inputs]
 
 
-def predict_captions(args, run) -> int:
-    """`gridseq predict` on a captioning run: one caption per image (or per item of --split), decoded
-    greedily or with --beam, through the server's Predictor."""
-    from gridseq import datasets
-    from gridseq.predict import Predictor
-
-    model, info = run.model, run.info
-    options = {"beam": args.beam}
-    records = []
-    if args.split:
-        predictor = Predictor(model, info)
-        split = run.reload_data().splits()[args.split]
-        for start in range(0, len(split), args.batch_size):
-            batch = split.batch(slice(start, start + args.batch_size))
-            captions = predictor.decode(predictor.forward(batch, options), batch, options)["predictions"]
-            truths = (split.targets[start : start + len(batch)] if split.targets
-                      else [predictor.target_vocab.decode(r) for r in batch.y.tolist()])
-            records.extend({"input": f"{args.split}[{start + i}]", "caption": c, "target": t}
-                           for i, (c, t) in enumerate(zip(captions, truths)))
-    else:
-        predictor = Predictor(model, info)
-        for path in args.inputs:
-            if not Path(path).exists():
-                raise DataError(f"input {path} does not exist; pass image files (.png, .jpg, .bmp, .gif).")
-            batch = datasets.prepare_inputs([path], info, invert=args.invert)
-            caption = predictor.decode(predictor.forward(batch, options), batch, options)["predictions"][0]
-            records.append({"input": path, "caption": caption})
-    if args.json:
-        print_json(records)
-        return EXIT_OK
-    out = console()
-    for r in records:
-        target = f"  (true: {r['target']})" if "target" in r else ""
-        out.print(f"{r['input']}\t{r['caption']}{target}", highlight=False, markup=False, soft_wrap=True)
-    return EXIT_OK
-
-
 def predict_masks(args, run) -> int:
     """`gridseq predict` for segmentation runs: per image its size and the share of each predicted class
     (and pixel accuracy for --split); with --out, a colour mask and an overlay PNG per image."""
     from gridseq.data.contract import Batch
-    from gridseq.data.readers.mask_folder import colorize, mask_paths, overlay, raw_image, write_png
+    from gridseq.data.readers.mask_folder import (
+        colorize,
+        mask_paths,
+        overlay,
+        raw_image,
+        write_png,
+    )
 
     model, info, task = run.model, run.info, run.task
     items = _image_items(args, run)
@@ -285,35 +220,4 @@ def predict_boxes(args, run) -> int:
     return EXIT_OK
 
 
-def predict_transcripts(args, run) -> int:
-    """`gridseq predict` on a transcription (CTC) run: image/WAV INPUT files, or a split's items, through
-    the Predictor (greedy decoding, or prefix beam search with --beam)."""
-    from gridseq.data.contract import Batch
-    from gridseq.predict import Predictor
-
-    records = []
-    if args.split:
-        split, predictor = run.reload_data().splits()[args.split], Predictor(run.model, run.info)
-        for start in range(0, len(split), args.batch_size):
-            part = split.batch(slice(start, start + args.batch_size))
-            batch = Batch(part.x, None, part.lengths)
-            out = predictor.decode(predictor.forward(batch), batch, {"beam": args.beam})["predictions"]
-            records.extend({"input": f"{args.split}[{start + i}]", "transcript": t, "target": split.targets[start + i]}
-                           for i, t in enumerate(out))
-    else:
-        from gridseq.data.readers.transcripts import prepare_transcribe
-
-        predictor = Predictor(run.model, run.info)
-        options = predictor.check_options({"beam": args.beam})
-        for path in args.inputs:
-            batch = prepare_transcribe([path], predictor.info, files=True)
-            out = predictor.decode(predictor.forward(batch, options), batch, options)["predictions"]
-            records.append({"input": path, "transcript": out[0]})
-    if args.json:
-        print_json(records)
-    else:
-        out = console()
-        for r in records:
-            target = f"  (true: {r['target']})" if "target" in r else ""
-            out.print(f"{r['input']}\t{r['transcript']}{target}", highlight=False, markup=False, soft_wrap=True)
-    return EXIT_OK
+DRAWERS = {"masks": predict_masks, "boxes": predict_boxes}  # Task.drawn -> the handler that draws it

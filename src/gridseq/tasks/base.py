@@ -104,8 +104,9 @@ class Task(ABC):
     batchable: ClassVar[bool] = True
     # whether predictions are class names (the server lists the classes)
     has_classes: ClassVar[bool] = False
-    # the `gridseq` command that predicts with a run of this task from files
-    command: ClassVar[str] = "predict"
+    # `gridseq predict`: the key of each record's prediction, and what --out draws (None: nothing)
+    record_key: ClassVar[str] = "prediction"
+    drawn: ClassVar[str | None] = None
 
     def __init__(self, info: DatasetInfo | None = None):
         self.info = info
@@ -133,6 +134,10 @@ class Task(ABC):
     def check_predictable(self) -> None:
         """ConfigError if runs of this task take no inputs to predict for (e.g. an image generator)."""
 
+    def elsewhere(self, run_dir) -> str | None:
+        """Why `gridseq predict` does not serve runs of this task and which command does, or None."""
+        return None
+
     def check_options(self, options: dict[str, Any] | None, limits: InputLimits | None = None) -> dict[str, Any]:
         """This task's `options` with their defaults filled in; ConfigError for unknown or out-of-range values."""
         return inputs.check_options(self.name, self.options, options, limits or InputLimits())
@@ -146,6 +151,17 @@ class Task(ABC):
         """Raw items (nested arrays, base64 images, texts, video paths) → a `Batch` the model takes, prepared
         like the training data, with every limit checked. Default: read by the data kind (`tasks.inputs`)."""
         return inputs.prepare(items, lengths, self.info, limits or InputLimits(), invert=invert)
+
+    def read_file(self, path, *, invert: bool = False) -> Batch:
+        """The items of one input file (an image, a .npz / .csv of sequences, a .npy clip or frame folder),
+        prepared like the training data (`gridseq predict RUN_DIR FILE`)."""
+        if inputs.layout(self.info) == "video":
+            from gridseq.data.readers.video import prepare_clips
+
+            return prepare_clips([path], self.info.preprocessing)
+        from gridseq.data.prepare import prepare_inputs
+
+        return prepare_inputs([path], self.info, invert=invert)
 
     def infer(self, model: nn.Module, batch: Batch, options: dict[str, Any]) -> Tensor:
         """The model's output for prediction on `batch` (already on the model's device). Default: `forward`."""

@@ -119,6 +119,7 @@ class CaptionTask(Seq2SeqTask):
 
     name = "caption"
     topologies = ("one-to-many",)
+    record_key = "caption"
     options: ClassVar[dict] = {"beam": 1, "invert": False}
     primary = "exact_match"
     higher_is_better = True

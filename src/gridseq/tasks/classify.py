@@ -97,6 +97,7 @@ class ClassifyTask(Task):
 
     name = "classify"
     topologies = ("one-to-one", "many-to-one")
+    record_key = "label"
     options: ClassVar[dict] = {"top_k": None, "invert": False}
     has_classes = True
     primary = "accuracy"

@@ -340,6 +340,7 @@ class DetectTask(Task):
     higher_is_better = True
     options: ClassVar[dict] = {"invert": False}
     batchable = False  # any image size: one model call per image
+    drawn = "boxes"  # predict --out writes them as PNGs
     has_classes = True
 
     def run(self, model: nn.Module, items: list, options: dict, limits: InputLimits) -> dict:

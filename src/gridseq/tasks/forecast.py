@@ -144,7 +144,9 @@ class ForecastTask(Task):
     options: ClassVar[dict] = {"steps": None}
     batchable = False  # one recursive forecast per history
     has_classes = False
-    command = "forecast"
+
+    def elsewhere(self, run_dir) -> str:
+        return f"{run_dir} is a forecasting run; use `gridseq forecast {run_dir}` to forecast with it."
 
     def input_spec(self) -> dict:
         r = self.record

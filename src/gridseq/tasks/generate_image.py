@@ -162,7 +162,9 @@ class GenerateImageTask(Task):
     topologies = ("generative",)
     primary = "fid"
     higher_is_better = False
-    command = "sample"
+
+    def elsewhere(self, run_dir) -> str:
+        return f"{run_dir} is an image generator; draw images with `gridseq sample {run_dir} --n 64 --out grid.png`."
 
     def check_predictable(self) -> None:
         raise ConfigError("this run is an image generator (task generate-image): draw images with "

@@ -77,7 +77,9 @@ class LMTask(Task):
     higher_is_better = False
     options: ClassVar[dict] = {"length": 100, "temperature": 1.0, "top_k": None, "seed": None}
     batchable = False  # a generation loop per prompt
-    command = "generate"
+
+    def elsewhere(self, run_dir) -> str:
+        return f"{run_dir} is a language model; sample from it with `gridseq generate {run_dir} --prompt TEXT`."
 
     def run(self, model: nn.Module, items: list, options: dict, limits: InputLimits) -> dict:
         """A continuation of `options["length"]` tokens per prompt ("" starts from a new line)."""

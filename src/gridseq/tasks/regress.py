@@ -50,6 +50,7 @@ class RegressTask(Task):
 
     name = "regress"
     topologies = ("one-to-one", "many-to-one")
+    record_key = "values"
     has_classes = True  # the target names
     primary = "mse"
     higher_is_better = False

@@ -165,6 +165,7 @@ class SegmentTask(Task):
     higher_is_better = True
     options: ClassVar[dict] = {"invert": False}
     batchable = False  # any image size: one model call per image
+    drawn = "masks"  # predict --out writes them as PNGs
     has_classes = True
 
     def run(self, model: nn.Module, items: list, options: dict, limits: InputLimits) -> dict:

@@ -9,6 +9,10 @@ search with `beam` > 1 — because that is what a user gets, and scores the deco
 - `token_accuracy`: decoded token i equals target token i, over target tokens (`<eos>` included);
 - `cer`: character (token) error rate — Levenshtein distance / target length, summed over items;
 - `loss`: the teacher-forced cross-entropy per target token.
+
+Targets that are sentences (a "word" or "subword" target vocabulary: translation) are also scored with
+sacreBLEU's corpus `bleu4` and `chrf` of the detokenised output, and `bleu4` becomes the primary metric
+(gridseq.tasks.translation).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class Seq2SeqTask(Task):
 
     name = "seq2seq"
     topologies = ("encoder-decoder",)
+    record_key = "output"
     options: ClassVar[dict] = {"beam": 1}
     primary = "exact_match"
     higher_is_better = True
@@ -103,6 +108,15 @@ class Seq2SeqTask(Task):
         self.beam = 1
         self.max_length: int | None = None
         self.decoded: Tensor | None = None  # (B, U') ids decoded by the last evaluation forward
+        if self.translation:
+            self.primary = "bleu4"  # sentences: exact match is ~0 and says little (gridseq.tasks.translation)
+
+    @property
+    def translation(self) -> bool:
+        """Whether the targets are sentences (word or subword tokens), scored with BLEU and chrF too."""
+        from gridseq.tasks.translation import is_translation  # here: it imports this module
+
+        return self.info is not None and type(self).metrics is Seq2SeqTask.metrics and is_translation(self.info.preprocessing)
 
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
         logits = model(batch.x, batch.lengths, target=batch.y)
@@ -126,6 +140,10 @@ class Seq2SeqTask(Task):
         return F.cross_entropy(output.flatten(0, 1), batch.y.flatten(), ignore_index=PAD)
 
     def metrics(self) -> Seq2SeqMetrics:
+        if self.translation:
+            from gridseq.tasks.translation import TranslationMetrics
+
+            return TranslationMetrics(self)
         return Seq2SeqMetrics(self)
 
     def decode(self, output: Tensor, batch: Batch, options: dict, model=None) -> dict[str, list]:

@@ -61,6 +61,7 @@ class TagTask(Task):
 
     name = "tag"
     topologies = ("many-to-many",)
+    record_key = "labels"
     options: ClassVar[dict] = {"top_k": None}
     has_classes = True
     primary = "accuracy"

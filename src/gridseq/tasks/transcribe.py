@@ -184,6 +184,7 @@ class TranscribeTask(Task):
 
     name = "transcribe"
     topologies = ("many-to-many",)
+    record_key = "transcript"
     options: ClassVar[dict] = {"beam": 1}
     primary = "cer"
     higher_is_better = False
@@ -260,6 +261,12 @@ class TranscribeTask(Task):
         from gridseq.data.readers.transcripts import prepare_transcribe
 
         return check_length(prepare_transcribe(items, self.info), limits or InputLimits(), "steps (columns or frames)")
+
+    def read_file(self, path, *, invert: bool = False) -> Batch:
+        """One image or WAV file -> its columns or log-mel frames."""
+        from gridseq.data.readers.transcripts import prepare_transcribe
+
+        return prepare_transcribe([path], self.info, files=True)
 
     def decode(self, output: Tensor, batch: Batch, options: dict, model: nn.Module | None = None) -> dict[str, list]:
         """Each item's transcript; its CTC frames come from `model.output_lengths` of this very batch."""

@@ -4,7 +4,7 @@
   C chosen on the validation split by macro-F1; test accuracy and macro-F1.
 - sentiment: TF-IDF of word 1–2-grams plus character 2–5-grams (within words: char_wb) → logistic
   regression; C chosen on the validation split by macro-F1; test macro-F1 and accuracy.
-- pydoc: an interpolated Kneser-Ney character 5-gram model (below; discounts D = n1 / (n1 + 2·n2) per
+- pydoc: an interpolated Kneser-Ney character 5-gram model (gridseq.baselines.KneserNey; discounts D = n1 / (n1 + 2·n2) per
   order, the lowest order interpolated with a uniform distribution over the training characters plus
   one unknown), fitted on the training slice; bits per character on the test split's targets — the
   characters `y` of the test chunks, each predicted from up to 4 preceding characters of the test slice.
@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 import gridseq.datasets as gd
+from gridseq.baselines import KneserNey
 
 RESULTS = Path(__file__).parent / "results"
 C_GRID = (0.25, 1.0, 4.0, 16.0)
@@ -75,67 +74,25 @@ def sentiment() -> dict:
             **_logistic(features, data)}
 
 
-class KneserNey:
-    """Interpolated Kneser-Ney character n-gram model (Chen & Goodman 1998, one discount per order).
+def char_kn(name: str, order: int = 5) -> dict:
+    """The Kneser-Ney character `order`-gram of a language-modelling built-in's training text, scored on its val and
+    test targets exactly as the lm task scores a model (each chunk's next characters)."""
+    data = gd.load(name, seed=0)
+    chunk = data.info.preprocessing["chunk"]
+    started = time.perf_counter()
+    model = KneserNey(str(data.train.texts), order=order)
+    fitted = time.perf_counter() - started
 
-    P(w | h) = max(c(h w) - D, 0) / c(h) + D · N1+(h •) / c(h) · P(w | h[1:]); the highest order counts
-    occurrences, lower orders count distinct left extensions (continuation counts); an unseen context
-    falls through to the shorter one.
-    """
+    def bpc(split) -> float:  # positions 1..n·chunk of the split's text are its targets y
+        return model.bits_per_char(str(split.texts)[: len(split) * chunk + 1], start=1)
 
-    def __init__(self, text: str, order: int = 5):
-        self.order = order
-        self.vocab = set(text) | {"<unk>"}
-        raw = [Counter(text[i:i + k] for i in range(len(text) - k + 1)) for k in range(1, order + 1)]
-        self.counts = []  # per length k (1..order): k-gram -> (continuation) count
-        for k in range(1, order + 1):
-            if k == order:
-                self.counts.append(raw[k - 1])
-            else:
-                cont = Counter(g[1:] for g in raw[k])  # distinct left extensions of each k-gram
-                self.counts.append(cont)
-        self.discount, self.total, self.types = [], [], []
-        for table in self.counts:
-            n = Counter(table.values())
-            self.discount.append(n[1] / (n[1] + 2 * n[2]) if n[1] else 0.5)
-            total, types = defaultdict(int), defaultdict(int)
-            for gram, c in table.items():
-                total[gram[:-1]] += c
-                types[gram[:-1]] += 1
-            self.total.append(total)
-            self.types.append(types)
-
-    def prob(self, context: str, w: str) -> float:
-        p = 1.0 / len(self.vocab)  # uniform floor: every character, seen or not, keeps some mass
-        for k in range(1, self.order + 1):  # from unigram (empty context) up
-            if k - 1 > len(context):
-                break
-            h = context[len(context) - (k - 1):] if k > 1 else ""
-            total = self.total[k - 1].get(h, 0)
-            if total == 0:
-                continue  # unseen context: keep the shorter context's estimate
-            d = self.discount[k - 1]
-            c = self.counts[k - 1].get(h + w, 0)
-            p = max(c - d, 0.0) / total + d * self.types[k - 1][h] / total * p
-        return p
-
-    def bits_per_char(self, text: str, start: int = 1) -> float:
-        bits = 0.0
-        for i in range(start, len(text)):
-            bits -= math.log2(self.prob(text[max(0, i - self.order + 1):i], text[i]))
-        return bits / (len(text) - start)
+    return {"dataset": name, "baseline": f"interpolated Kneser-Ney char {order}-gram", "test_bits_per_char": bpc(data.test),
+            "val_bits_per_char": bpc(data.val), "discounts": model.discount,
+            "train_characters": len(data.train.texts), "fit_seconds": round(fitted, 1)}
 
 
 def pydoc() -> dict:
-    data = gd.load("pydoc", seed=0)
-    chunk = data.info.preprocessing["chunk"]
-    model = KneserNey(data.train.texts, order=5)
-    n = len(data.test)
-    targets = data.test.texts[: n * chunk + 1]  # positions 1..n·chunk are the test split's targets y
-    return {"dataset": "pydoc", "baseline": "interpolated Kneser-Ney char 5-gram",
-            "test_bits_per_char": model.bits_per_char(targets, start=1),
-            "val_bits_per_char": model.bits_per_char(data.val.texts[: len(data.val) * chunk + 1], start=1),
-            "discounts": model.discount, "train_characters": len(data.train.texts)}
+    return char_kn("pydoc")
 
 
 RUNS = {"surnames": surnames, "sentiment": sentiment, "pydoc": pydoc}

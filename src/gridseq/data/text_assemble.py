@@ -164,13 +164,15 @@ def lm_dataset(name: str, text: str, *, chunk: int, source: str, clean: str = "n
 
 
 def seq2seq_dataset(name: str, parts: dict[str, tuple[list[str], list[str]]], *, source: str, clean: str,
-                    level: str = "char", target_level: str = "char", min_count: int = 1, **extra) -> Dataset:
+                    level: str = "char", target_level: str = "char", min_count: int = 1, max_size: int | None = None,
+                    **extra) -> Dataset:
     """A sequence-to-sequence "tokens" dataset from cleaned (source, target) strings per split.
 
-    Source and target vocabularies come from the training pairs only; targets end in `<eos>`.
+    Source and target vocabularies come from the training pairs only (`max_size` tokens each at most,
+    specials included: a subword vocabulary's size); targets end in `<eos>`.
     """
-    vocab = Vocab.build(parts["train"][0], level, min_count=min_count)
-    target_vocab = Vocab.build(parts["train"][1], target_level, min_count=min_count)
+    vocab = Vocab.build(parts["train"][0], level, min_count=min_count, max_size=max_size)
+    target_vocab = Vocab.build(parts["train"][1], target_level, min_count=min_count, max_size=max_size)
     record = text_record(source, "seq2seq", vocab, clean=clean, target_vocab=target_vocab.to_json(),
                          target_level=target_level, min_count=min_count, **extra)
     splits = {}

@@ -27,7 +27,7 @@ from gridseq.errors import ConfigError, DataError
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "subword")  # subword: BPE from Hugging Face tokenizers (gridseq.data.subword)
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -39,6 +39,8 @@ def normalize(text: str) -> str:
 def tokenize(text: str, level: str) -> list[str]:
     """`text` as a list of tokens: code points ("char") or words and punctuation marks ("word")."""
     text = normalize(text)
+    if level == "subword":
+        raise ConfigError("subword tokens come from a fitted tokenizer: use SubwordVocab.build(...).encode(text).")
     return list(text) if level == "char" else _WORD.findall(text.lower())
 
 
@@ -51,7 +53,7 @@ class Vocab:
     """
 
     def __init__(self, tokens: Sequence[str], level: str = "char"):
-        check_choice(level, "level", LEVELS)
+        check_choice(level, "level", ("char", "word"))
         tokens = tuple(tokens)
         if tokens[: len(SPECIALS)] != SPECIALS:
             raise ConfigError(f"a vocabulary starts with {SPECIALS}, got {tokens[:len(SPECIALS)]}.")
@@ -64,8 +66,13 @@ class Vocab:
     def build(cls, texts: Iterable[str], level: str = "char", *, min_count: int = 1,
               max_size: int | None = None) -> Vocab:
         """The vocabulary of `texts` (the training split): tokens seen at least `min_count` times,
-        the `max_size` most frequent (specials included) when given."""
+        the `max_size` most frequent (specials included) when given. Level "subword" returns a
+        `SubwordVocab` (BPE of `max_size` tokens, default 4,000) instead."""
         check_choice(level, "level", LEVELS)
+        if level == "subword":
+            from gridseq.data.subword import SubwordVocab  # here: it imports this module's specials
+
+            return SubwordVocab.build(texts, vocab_size=max_size, min_count=min_count)
         counts = Counter()
         for text in texts:
             counts.update(tokenize(text, level))
@@ -102,6 +109,11 @@ class Vocab:
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> Vocab:
+        """The vocabulary of a `to_json` record (a `SubwordVocab` for level "subword")."""
+        if record.get("level") == "subword":
+            from gridseq.data.subword import SubwordVocab
+
+            return SubwordVocab.from_json(record)
         return cls(record["tokens"], record["level"])
 
     def __repr__(self) -> str:

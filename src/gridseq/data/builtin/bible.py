@@ -68,6 +68,7 @@ SHIFTED_CHAPTER_SHARE = 1 / 3
 NEIGHBOURS = 3
 LENGTH_WEIGHT = 0.15
 TEST_FRACTION, VAL_FRACTION = 0.1, 0.1  # of the chapters
+SUBWORDS = 2000  # BPE tokens per language of bible-en-es (a few thousand, as small NMT systems use)
 _WORD = re.compile(r"\w+")
 
 Key = tuple[str, int]  # (book, chapter)
@@ -237,23 +238,27 @@ def _canon_chapters(root: str) -> list[Key]:
 
 
 @register_dataset(
-    "bible-en-es", kind="tokens", sizes=(24644, 2942, 3213), num_classes=85, variable_length=True,
+    "bible-en-es", kind="tokens", sizes=(24644, 2942, 3213), num_classes=2000, variable_length=True,
     description="World English Bible -> Reina-Valera 1909 verse pairs, seq2seq, split by chapter (Debian sword-text-*)",
 )
-def bible_en_es(seed: int, view: str, *, path=None, direction: str = "en-es", level: str = "char",
-                target_level: str = "char", min_count: int = 1) -> Dataset:
+def bible_en_es(seed: int, view: str, *, path=None, direction: str = "en-es", level: str = "subword",
+                target_level: str = "subword", vocab_size: int = SUBWORDS, min_count: int = 1) -> Dataset:
     """Verse pairs (source ids (N, S) + lengths, target ids (N, U) ending in `<eos>`), split by chapter.
 
     Args:
         path: a SWORD library folder (mods.d/ + modules/). Default: /usr/share/sword.
         direction: "en-es" (English source, Spanish target) or "es-en". Default: "en-es".
-        level, target_level: "char" or "word" tokens of the source and target. Default: "char".
-        min_count: tokens seen fewer times in the training pairs become `<unk>`. Default: 1.
+        level, target_level: "subword" (BPE fitted on the training verses of each language, gridseq.data.subword),
+            "char" or "word" tokens of the source and target. Default: "subword".
+        vocab_size: tokens of each subword vocabulary (specials included); ignored by "char" and "word".
+            Default: 2,000.
+        min_count: tokens (subwords: merges) seen fewer times in the training pairs are not kept. Default: 1.
     """
     check_choice(direction, "direction", ("en-es", "es-en"))
     check_choice(level, "level", LEVELS)
     check_choice(target_level, "target_level", LEVELS)
     min_count = check_positive_int(min_count, "min_count")
+    vocab_size = check_positive_int(vocab_size, "vocab_size", minimum=5)
     root = _root(path)
     result = aligned(root)
     split_of = {k: s for s, keys in chapter_split(_canon_chapters(root), seed).items() for k in keys}
@@ -264,6 +269,7 @@ def bible_en_es(seed: int, view: str, *, path=None, direction: str = "en-es", le
         parts[split_of[pair.key]][1].append(unicodedata.normalize("NFC", target))
     return seq2seq_dataset("bible-en-es", parts, source="bible-en-es", clean="squeeze", level=level,
                            target_level=target_level, min_count=min_count, direction=direction,
+                           max_size=vocab_size if "subword" in (level, target_level) else None,
                            modules=[ENGLISH, SPANISH], alignment=result.report)
 
 

@@ -60,7 +60,7 @@ from gridseq.data.vocab import LEVELS, normalize
 from gridseq.errors import ConfigError, DataError
 
 BLOCK = 1 << 22  # streamed files are read 4 MiB at a time
-TOKEN_BYTES = {"char": 8, "word": 2}  # int64 bytes per byte of file, the streaming estimate
+TOKEN_BYTES = {"char": 8, "word": 2, "subword": 3}  # int64 bytes per byte of file, the streaming estimate
 
 TEXT_COLUMNS = ("text", "sentence", "review", "tweet", "content", "document", "comment")
 LABEL_COLUMNS = ("label", "sentiment", "class", "category", "target", "y")

@@ -63,7 +63,8 @@ def load_pairs_tsv(path: Path | str, seed: int, view: str, *, task: str = "seq2s
     """A TSV of source/target pairs as a "tokens" seq2seq dataset (see the module docstring).
 
     Args:
-        level, target_level: "char" or "word" tokens of sources and targets. Default: "char" for both.
+        level, target_level: "char", "word" or "subword" (BPE, gridseq.data.subword) tokens of sources and
+            targets. Default: "char" for both.
         min_count: tokens seen fewer times in training become `<unk>`. Default: 1.
         val_path, test_path: your own val/test TSVs. Default: drawn from this file, by source string.
         stream: True reads the files in blocks and streams items from compact files of ids, False reads them

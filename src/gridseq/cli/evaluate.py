@@ -3,6 +3,7 @@ options, through `gridseq.runs.Run.reload_data`), one split evaluated, its metri
 
     gridseq evaluate runs/digits-cnn-s0 --split test
     gridseq evaluate runs/shapes-seg-fcn-s0 --data.size=97x131   # a variant of the run's dataset
+    gridseq evaluate runs/digits-dcgan-s0                       # generators: loss terms, class_accuracy, fid
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def cmd_evaluate(args, raw_overrides: dict[str, str] | None = None) -> int:
     changes = {k.partition(".")[2]: parse_value(v) for k, v in (raw_overrides or {}).items()}
     data = run.reload_data(changes)
     task = run.task
+    for name, split in data.splits().items():  # as fit does; a generate-image task also learns its frozen
+        task.check_split(split, name)          # scoring classifier from the train split (class_accuracy, fid)
     if args.beam is not None:
         if not hasattr(task, "configure"):
             raise ConfigError(f"--beam applies to seq2seq runs; {args.run_dir} is a {run.info.task} run.")

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import gridseq.datasets as gd
-from benchmarks.text_baselines import char_kn
-from gridseq.baselines import IBM1
-from gridseq.tasks.translation import corpus_scores
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import gridseq.datasets as gd  # noqa: E402
+from benchmarks.text_baselines import char_kn  # noqa: E402
+from gridseq.baselines import IBM1  # noqa: E402
+from gridseq.tasks.translation import corpus_scores  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 EXAMPLES = (0, 1000, 2500)  # test verses shown (indices into the test split)

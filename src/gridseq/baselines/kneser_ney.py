@@ -2,9 +2,10 @@
 that gridseq's character language models are measured against (benchmarks/text_baselines.py, real_text.py).
 
 Counts are plain `collections.Counter`s of substrings of the training text, built in C by Counter's update
-(about a minute for the Bible's 3.9M training characters at order 5); no library on PyPI fits one faster
-here: NLTK's `KneserNeyInterpolated` scores a character in milliseconds, and KenLM's pip package only
-queries models that its `lmplz` binary (not on PyPI) estimates.
+(fitted in 37 s on the Bible's 3.17M training characters at order 5, on 2 shared cores). Libraries checked
+first: KenLM's PyPI package (kenlm 0.3.0, a source distribution) only queries models, which its `lmplz`
+binary — not on PyPI — estimates; NLTK's `KneserNeyInterpolated` is too slow at millions of characters
+(the issue's assessment, not re-measured here).
 
     >>> lm = KneserNey("abracadabra", order=3)
     >>> round(sum(lm.prob("ab", c) for c in lm.vocab), 6)

@@ -20,6 +20,7 @@ from gridseq.tasks.base import Task
 from gridseq.tasks.inputs import MAX_BEAM, MAX_VALUE, layout
 
 _CLEAN_KEEPS_NON_SPACE = ("none", "squeeze", "tweet")  # text cleaning rules that only collapse whitespace
+_BY_TYPE = {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"}}
 _NUMBER = {"type": "number", "minimum": -MAX_VALUE, "maximum": MAX_VALUE}
 
 
@@ -84,7 +85,8 @@ def options_schema(predictor) -> dict[str, Any]:
     }
     props = {}
     for key, default in predictor.options.items():
-        props[key] = {"anyOf": [known[key], {"type": "null"}], "default": default}
+        schema = known.get(key) or _BY_TYPE.get(type(default), {})  # an option of a task's own: its default's type
+        props[key] = {"anyOf": [schema, {"type": "null"}], "default": default}
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 

@@ -19,9 +19,10 @@ Input = Union[str, NestedNumbers]
 
 
 class PredictOptions(BaseModel):
-    """Task options; each task reads its own (see `GET /models`) and rejects the others."""
+    """Task options; each task reads its own (see `GET /models`) and rejects the others (422, from
+    `Task.check_options`, which also checks the options a task declares beyond the fields listed here)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     top_k: int | None = Field(None, ge=1, description="classify / tag / lm: report the k most likely classes or tokens")
     invert: bool | None = Field(None, description="image classify: use 1 - pixel (dark ink on light paper)")

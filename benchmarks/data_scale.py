@@ -11,8 +11,9 @@ a noisy background; benchmarks/photos.py), cached under --root and written only 
   loader     images/s of gridseq's streaming loader alone (decode + resize + augment, 2 workers)
              against the same pipeline written by hand with a torch Dataset + DataLoader, on the 4k
              folder, 30 batches of 64 after 5 warm-up batches. Reported, no target.
-  stream     training samples/s of `--stream` over `--no-stream` on the 4k folder (target >= 0.9): the
-             ratio of the medians of --repeats runs each, run in alternating order.
+  stream     training samples/s of `--stream` over `--no-stream` on the 4k folder (target >= 0.9), and of
+             `--stream --cache DIR` with a warm cache (reported): ratios of the medians of --repeats
+             runs each, run in alternating order.
 
     python benchmarks/data_scale.py --sizes 1000,4000
     python benchmarks/data_scale.py [--sizes 1000,4000,16000,64000] [--root /tmp/gridseq-photos]
@@ -195,20 +196,26 @@ def measure_loaders(folder: str) -> dict:
 
 
 def measure_stream(folder: str, extra: list[str], repeats: int = 3) -> dict:
-    """`--stream` against `--no-stream` training, `repeats` pairs of runs in alternating order (ABBA...), so
-    that a drift in the machine's speed falls on both; the ratio of the medians, with each pair's ratio."""
-    runs: dict[str, list[dict]] = {"stream": [], "no-stream": []}
-    for r in range(repeats):
-        for mode in (("no-stream", "stream") if r % 2 == 0 else ("stream", "no-stream")):
-            runs[mode].append(run_train(folder, [f"--{mode}", *extra]))
-            print(f"train --{mode} ({r + 1}/{repeats}): " + (runs[mode][-1].get("error") or
-                  f"{runs[mode][-1]['samples_per_second']:.1f} samples/s"), flush=True)
-    out: dict = {"repeats": repeats, **runs}
+    """Training samples/s of `--no-stream`, `--stream` and `--stream` with a warm `--cache` (filled by one run
+    first, not counted), `repeats` runs each in alternating order (ABC CBA ...) so that a drift in the
+    machine's speed falls on all; each streamed mode's ratio of medians to `--no-stream`, with the ratio
+    of every round's runs."""
+    with tempfile.TemporaryDirectory(prefix="gridseq-data-scale-cache-") as cache:
+        modes = {"no-stream": ["--no-stream"], "stream": ["--stream"], "stream-cached": ["--stream", "--cache", cache]}
+        out: dict = {"repeats": repeats, "cache_warmup": run_train(folder, [*modes["stream-cached"], *extra])}
+        runs: dict[str, list[dict]] = {m: [] for m in modes}
+        for r in range(repeats):
+            for mode in (list(modes) if r % 2 == 0 else list(modes)[::-1]):
+                runs[mode].append(run := run_train(folder, [*modes[mode], *extra]))
+                print(f"train {mode} ({r + 1}/{repeats}): "
+                      + (run.get("error") or f"{run['samples_per_second']:.1f} samples/s"), flush=True)
+    out.update(runs)
     sps = {m: [r["samples_per_second"] for r in rs if "samples_per_second" in r] for m, rs in runs.items()}
     if all(len(v) == repeats for v in sps.values()):
-        out["median_samples_per_second"] = {m: float(np.median(v)) for m, v in sps.items()}
-        out["pair_ratios"] = [round(a / b, 3) for a, b in zip(sps["stream"], sps["no-stream"])]
-        out["ratio"] = round(out["median_samples_per_second"]["stream"] / out["median_samples_per_second"]["no-stream"], 3)
+        out["median_samples_per_second"] = median = {m: float(np.median(v)) for m, v in sps.items()}
+        for mode, key in (("stream", "ratio"), ("stream-cached", "cached_ratio")):
+            out[key] = round(median[mode] / median["no-stream"], 3)
+            out[f"{key.removesuffix('ratio')}round_ratios"] = [round(a / b, 3) for a, b in zip(sps[mode], sps["no-stream"])]
     return out
 
 
@@ -244,14 +251,18 @@ def print_table(res: dict) -> None:
                       f"{ld['ratio']:.2f}x hand-written")
     if "stream" in res:
         s = res["stream"]
-        errors = [r["error"] for r in (*s["stream"], *s["no-stream"]) if "error" in r]
-        note = errors[0] if errors else ""
-        if "ratio" in s:
+        errors = [r["error"] for m in ("no-stream", "stream", "stream-cached") for r in s[m] if "error" in r]
+        if "ratio" not in s:
+            table.add_row("train --stream / --no-stream", "—", f"≥ {STREAM_TARGET}", "failed", escape(errors[0][:90]))
+        else:
             med = s["median_samples_per_second"]
-            note = (f"medians of {s['repeats']}: {med['stream']:.0f} / {med['no-stream']:.0f} samples/s; "
-                    f"pairs {min(s['pair_ratios']):.2f}-{max(s['pair_ratios']):.2f}")
-        table.add_row("train --stream / --no-stream", f"{s['ratio']:.2f}" if "ratio" in s else "—", f"≥ {STREAM_TARGET}",
-                      _met(s["ratio"] >= STREAM_TARGET) if "ratio" in s else "failed", escape(note[:90]))
+            for label, key, target, mode in (("train --stream / --no-stream", "ratio", STREAM_TARGET, "stream"),
+                                             ("  with a warm --cache", "cached_ratio", None, "stream-cached")):
+                rounds = s[f"{key.removesuffix('ratio')}round_ratios"]
+                table.add_row(label, f"{s[key]:.2f}", f"≥ {target}" if target else "—",
+                              _met(s[key] >= target) if target else _met(None),
+                              f"medians of {s['repeats']}: {med[mode]:.0f} / {med['no-stream']:.0f} samples/s; "
+                              f"rounds {min(rounds):.2f}-{max(rounds):.2f}")
     Console(width=None if sys.stdout.isatty() else 120).print(table)  # a log file gets unwrapped rows
 
 
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(OUT), help=f"JSON results (default: {OUT})")
     p.add_argument("--skip-train", action="store_true", help="no `gridseq train` runs (memory, stream)")
     p.add_argument("--skip-loader", action="store_true", help="no loader throughput comparison")
-    p.add_argument("--repeats", type=int, default=3, help="pairs of --stream/--no-stream runs (medians reported)")
+    p.add_argument("--repeats", type=int, default=3, help="runs of each training mode (medians reported)")
     p.add_argument("--threads", type=int, default=None, help="torch threads, here and for `gridseq train --threads`")
     p.add_argument("--train-args", default="", help="extra `gridseq train` arguments, e.g. '--batch-size 128'")
     args = p.parse_args(argv)

@@ -132,7 +132,10 @@ def uninterrupted(tmp_path_factory):
     return load_file(run_dir / "model.safetensors")
 
 
-@pytest.mark.parametrize("fault", ["disk-full-after-k-bytes", "read-only"])
+# disk full after K bytes of the tensors file; the others when the file is created (a folder removed under the run,
+# permission or read-only changed, the process's file limit reached)
+@pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EMFILE, errno.ENOENT],
+                         ids=["ENOSPC-after-K-bytes", "EROFS", "EACCES", "EMFILE", "ENOENT"])
 def test_train_fault_at_the_second_checkpoint_then_resume_ends_as_an_uninterrupted_run(tmp_path, monkeypatch, capsys, uninterrupted, fault):
     run_dir = tmp_path / "run"
     calls, kept = [], {}
@@ -143,10 +146,10 @@ def test_train_fault_at_the_second_checkpoint_then_resume_ends_as_an_uninterrupt
         if len(calls) == 2:  # epoch 2's checkpoint: the OS fails it
             kept.update(_files(Path(directory)))
             with monkeypatch.context() as m:
-                if fault == "disk-full-after-k-bytes":
+                if fault == errno.ENOSPC:
                     m.setattr(checkpoint, "save_file", disk_full_after(K))
                 else:
-                    fail_creating(m, errno.EROFS)
+                    fail_creating(m, fault)
                 return real_save(directory, state, step=step)
         return real_save(directory, state, step=step)
 
@@ -155,7 +158,7 @@ def test_train_fault_at_the_second_checkpoint_then_resume_ends_as_an_uninterrupt
     line = _one_line(err)
     assert code == 2
     assert f"cannot write {run_dir / 'checkpoint'}/" in line
-    assert ("no space left on device (ENOSPC)" if fault.startswith("disk") else "read-only file system (EROFS)") in line
+    assert f"({errno.errorcode[fault]})" in line and FIXES[fault] in line
     assert "The last good checkpoint (after epoch 1, step 0)" in line and "--resume" in line
     assert _files(run_dir / "checkpoint") == kept and "manifest.json" in kept  # the previous checkpoint, bit for bit
     assert not (run_dir / "metrics.json").exists()

@@ -39,6 +39,15 @@ TABLE: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("digits", "rnn"): {"train": {"epochs": 30, "lr": 3e-3}},
     ("digits", "lstm"): {"train": {"epochs": 30, "lr": 3e-3}},
     ("digits", "gru"): {"train": {"epochs": 30, "lr": 3e-3}},
+    # MNIST and Fashion-MNIST (54,000 28x28 training images; docs/datasets.md "Defaults for MNIST and
+    # Fashion-MNIST"): one-cycle AdamW peaking at 3e-3, batch 128, 12 epochs; the cnn a third conv block
+    # (32, 64, 128), a 256-wide hidden layer and dropout 0.3; the row-wise GRU bidirectional. One recipe,
+    # checked on the val split of seed 0 (6,000 images), never test: fashion-mnist val cnn 0.936, gru 0.913
+    ("mnist", "*"): {"train": {"epochs": 12, "batch_size": 128, "lr": 3e-3, "scheduler": "onecycle"}},
+    ("mnist", "cnn"): {"model": {"channels": (32, 64, 128), "hidden": 256, "dropout": 0.3}},
+    ("fashion-mnist", "*"): {"train": {"epochs": 12, "batch_size": 128, "lr": 3e-3, "scheduler": "onecycle"}},
+    ("fashion-mnist", "cnn"): {"model": {"channels": (32, 64, 128), "hidden": 256, "dropout": 0.3}},
+    ("fashion-mnist", "gru"): {"model": {"hidden_size": 128, "bidirectional": True}},
     # conditional VAE (docs/generation.md), chosen on val: 100 epochs, noise_std 0.3/0.5/0.7 → val
     # class_accuracy 0.82/0.97/1.0, fid 32.8/13.7/14.4; 200 epochs at 0.5 → 0.99, fid 8.6
     ("digits", "vae"): {"train": {"epochs": 200}},

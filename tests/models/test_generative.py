@@ -125,3 +125,31 @@ def test_dcgan_batch_norm_option():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in models.create_for("dcgan", INFO, batch_norm=False).modules())
     with pytest.raises(ConfigError, match="batch_norm must be True or False"):
         models.create_for("dcgan", INFO, batch_norm="no")
+
+
+def test_dcgan_label_smoothing_moves_the_real_target_only():
+    x, y = torch.randn(6, 1, 8, 8), torch.arange(6)
+    plain = models.create("dcgan", input_shape=(1, 8, 8), num_classes=10)
+    smooth = models.create("dcgan", input_shape=(1, 8, 8), num_classes=10, label_smoothing=0.1)
+    smooth.load_state_dict(plain.state_dict())
+    torch.manual_seed(0)
+    a = plain(x, y)
+    torch.manual_seed(0)
+    b = smooth(x, y)
+    # BCE(l, 0.9) - BCE(l, 1) = 0.1 * (softplus(l) - softplus(-l)) = 0.1 * l for the real logit l
+    assert torch.allclose(b[:, 1] - a[:, 1], 0.1 * plain.discriminator(x, y), atol=1e-6)
+    assert torch.equal(a[:, 0], b[:, 0])  # the generator's loss is unchanged
+
+
+def test_dcgan_declares_its_adam_betas_and_fit_uses_them():
+    from gridseq.train.optim import build_optimizer
+
+    model = models.create("dcgan", input_shape=(1, 8, 8), num_classes=10, beta1=0.5)
+    assert model.adam_betas == (0.5, 0.999)
+    for name in ("adam", "adamw"):
+        assert build_optimizer(model, name, lr=1e-3, weight_decay=0.0).param_groups[0]["betas"] == (0.5, 0.999)
+    assert build_optimizer(models.create("cnn", input_shape=(1, 8, 8), num_classes=3), "adamw", lr=1e-3,
+                           weight_decay=0.0).param_groups[0]["betas"] == (0.9, 0.999)
+    for bad in (1.0, -0.1, True, "0.5"):
+        with pytest.raises(ConfigError, match="in \\[0, 1\\)"):
+            models.create("dcgan", input_shape=(1, 8, 8), label_smoothing=bad)

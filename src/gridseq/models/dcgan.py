@@ -42,6 +42,13 @@ class DCGANConfig:
         latent: size of z. Default: 32.
         channels: channels of the two stride-2 layers (generator: reversed). Default: (32, 64).
         batch_norm: BatchNorm in the generator (the DCGAN recipe). Default: True.
+        beta1: Adam's first-moment decay for this model's training (`adam_betas` = (beta1, 0.999));
+            DCGAN's recipe (Radford et al.) uses 0.5. On digits (seed 0, chosen on val) 0.5 against
+            Adam's usual 0.9 took the best val fid from 41.5 to 8.0 and the samples' within-class
+            feature spread from 0.27 to 0.88 of the real images' (docs/generation.md). Default: 0.5.
+        label_smoothing: one-sided label smoothing: the discriminator's target for real images is
+            1 - label_smoothing (fakes stay 0), so it cannot grow over-confident. 0.1 on top of
+            beta1 = 0.5 gave a worse val fid on digits (9.4 against 8.0), so it is off. Default: 0.
     """
 
     input_shape: tuple[int, ...]
@@ -49,8 +56,15 @@ class DCGANConfig:
     latent: int = 32
     channels: tuple[int, ...] = (32, 64)
     batch_norm: bool = True
+    beta1: float = 0.5
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("beta1", "label_smoothing"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}.")
+            object.__setattr__(self, name, float(value))
         if not isinstance(self.batch_norm, bool):
             raise ConfigError(f"batch_norm must be True or False, got {self.batch_norm!r}.")
         object.__setattr__(self, "input_shape", check_generator_shape(self.input_shape, "dcgan"))
@@ -116,6 +130,11 @@ class DCGAN(nn.Module):
         )
         self.discriminator = Discriminator(config)
 
+    @property
+    def adam_betas(self) -> tuple[float, float]:
+        """(beta1, beta2) for Adam/AdamW: `gridseq.train` builds this model's optimizer with them."""
+        return (self.config.beta1, 0.999)
+
     def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """G(z, y): (B, latent) → (B, C, H, W)."""
         y = check_labels(y, self.config.num_classes, z.shape[0], "dcgan")
@@ -128,8 +147,9 @@ class DCGAN(nn.Module):
         x = shapes.check_image(x, channels=c, size=(h, w))
         y = check_labels(y, self.config.num_classes, x.shape[0], "dcgan")
         fake = self.generate(torch.randn(x.shape[0], self.config.latent, device=x.device, dtype=x.dtype), y)
-        # discriminator: real → 1, fake → 0; fake.detach() keeps this loss's gradient off the generator
-        d_loss = F.softplus(-self.discriminator(x, y)) + F.softplus(self.discriminator(fake.detach(), y))
+        # discriminator: real → 1 - label_smoothing, fake → 0; fake.detach() keeps this loss's gradient off the generator
+        real, s = self.discriminator(x, y), self.config.label_smoothing
+        d_loss = (1 - s) * F.softplus(-real) + s * F.softplus(real) + F.softplus(self.discriminator(fake.detach(), y))
         # generator (non-saturating): fake → 1, judged by a detached copy of D so no gradient reaches D
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
         g_loss = F.softplus(-functional_call(self.discriminator, frozen, (fake, y)))

@@ -21,7 +21,11 @@ from torch import Tensor, nn
 
 from gridseq.data.contract import DatasetInfo, Split
 from gridseq.errors import ConfigError
-from gridseq.tasks.generate_image import SAMPLE_SEED, features_and_labels, train_classifier
+from gridseq.tasks.generate_image import (
+    SAMPLE_SEED,
+    features_and_labels,
+    train_classifier,
+)
 
 
 def _spread(features: Tensor) -> float:

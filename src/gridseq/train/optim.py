@@ -19,14 +19,16 @@ RECURRENT_CLIP = 1.0  # exploding gradients are the classic RNN failure; 1.0 is 
 
 
 def build_optimizer(model: nn.Module, name: str, *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """The optimizer `name` over `model`'s trainable parameters (SGD uses Nesterov momentum 0.9)."""
+    """The optimizer `name` over `model`'s trainable parameters (SGD uses Nesterov momentum 0.9). Adam and
+    AdamW take the model's own `adam_betas` when it declares them (a DCGAN's (0.5, 0.999))."""
     params = [p for p in model.parameters() if p.requires_grad]
+    betas = tuple(getattr(model, "adam_betas", (0.9, 0.999)))
     if not params:
         raise ConfigError(f"{type(model).__name__} has no trainable parameters; nothing for fit() to train.")
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=betas)
     return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
 
 

@@ -86,6 +86,27 @@ def test_bad_augmentation_settings_are_config_errors(bad):
         ImageAugment(**{"mean": (0.5,), "std": (1.0,), **bad})
 
 
+def test_augmentation_settings_turn_it_on_with_those_settings_and_are_recorded(folder, tmp_path):
+    data = gd.load(folder, image_size=(16, 16), stream=False)
+    policy = augmentation_for({"rotation": 0, "crop_scale": [0.8, 1.0], "brightness": 0}, data.info)
+    assert isinstance(policy, ImageAugment) and policy.rotation == 0 and policy.crop_scale == (0.8, 1.0)
+    assert policy.flip == 0.5 and policy.mean == tuple(data.info.preprocessing["normalize"]["mean"])  # the rest as before
+    with pytest.raises(ConfigError, match="ImageAugment has no setting 'rotate'; its settings are crop_scale, "):
+        augmentation_for({"rotate": 5}, data.info)
+    with pytest.raises(ConfigError, match="flip must be a number in"):
+        augmentation_for({"flip": 2}, data.info)
+    with pytest.raises(ConfigError, match="augment must be None .* or a dict of the policy's settings"):
+        gridseq.fit(gridseq.models.create_for("cnn", data.info), data, epochs=1, augment="yes", progress=False)
+    model = gridseq.models.create_for("cnn", data.info, channels=(8, 16), hidden=16)
+    settings = {"rotation": 0, "flip": 1.0}
+    gridseq.fit(model, data, epochs=1, batch_size=8, progress=False, run_dir=tmp_path / "run", augment=settings)
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["train"]["augment"]
+    assert recorded == {**ImageAugment.for_record(data.info.preprocessing).to_json(), **settings}
+    with pytest.raises(ConfigError, match="augment"):  # a resumed run must augment as the original did
+        gridseq.fit(model, data, epochs=2, batch_size=8, progress=False, run_dir=tmp_path / "run", resume=True,
+                    augment={"rotation": 5})
+
+
 def test_automatic_streaming_follows_the_decoded_size():
     assert not should_stream(100 << 20, None)
     assert should_stream(300 << 20, None)  # over 256 MiB whatever the memory

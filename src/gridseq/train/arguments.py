@@ -27,9 +27,12 @@ def check_fit_args(a: dict[str, Any]) -> None:
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
         raise ConfigError(f"grad_clip must be None (automatic), 0 (off) or a positive max gradient norm, got {clip!r}.")
     check_choice(a["precision"], "precision", precision.PRECISIONS)
-    for name in ("channels_last", "augment"):
-        if a[name] not in (None, True, False):
-            raise ConfigError(f"{name} must be None (automatic), True or False, got {a[name]!r}.")
+    if a["channels_last"] not in (None, True, False):
+        raise ConfigError(f"channels_last must be None (automatic), True or False, got {a['channels_last']!r}.")
+    augment = a["augment"]
+    if augment not in (None, True, False) and not (isinstance(augment, dict) and all(isinstance(k, str) for k in augment)):
+        raise ConfigError(f"augment must be None (the default), True, False or a dict of the policy's settings, "
+                          f"got {augment!r}.")
     for name in ("patience", "checkpoint_every"):
         if a[name] is not None:
             check_positive_int(a[name], name)

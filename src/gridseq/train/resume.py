@@ -71,7 +71,7 @@ def fingerprint(args: dict[str, Any], train_items: int, steps_per_epoch: int, wo
     if args["scheduler"] in ("cosine", "onecycle"):
         fp["epochs"] = args["epochs"]
     if args.get("augment"):  # recorded only when on, so checkpoints written before augmentation existed resume
-        fp["augment"] = True
+        fp["augment"] = args["augment"]  # True, or the policy's settings when they were given
     return fp
 
 

@@ -103,7 +103,8 @@ class _Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.eval_batch_size = 2 * args["batch_size"]  # no gradients kept, so twice the batch fits
         self.augment = augmentation_for(args["augment"], data.info)
-        args["augment"] = self.augment is not None  # resolved: config.json and the resume check say what ran
+        # resolved, so config.json and the resume check say what ran: on or off, or the settings asked for
+        args["augment"] = self.augment.to_json() if isinstance(args["augment"], dict) else self.augment is not None
 
         main = distributed.is_main()
         self.run = RunDir(args["run_dir"], main=main) if args["run_dir"] is not None else None
@@ -405,7 +406,7 @@ def fit(
     data_spec: dict[str, Any] | None = None,
     precision: str = "fp32",
     channels_last: bool | None = None,
-    augment: bool | None = None,
+    augment: bool | dict | None = None,
 ) -> FitResult:
     """Train `model` on `data`, validating every epoch; the model ends with its best weights.
 
@@ -448,8 +449,9 @@ def fit(
         augment: augment training batches on the fly (`gridseq.data.augment.augmentation_for`: for
             images random resized crop, horizontal flip, small rotation, colour jitter), seeded by
             (seed, epoch, item) so a resumed run sees the same batches; never validation or test.
-            None = on for data read from your files (photo folders), off for the built-ins, whose
-            defaults were chosen without it. Default: None.
+            True/False, a dict of the policy's settings (on, e.g. {"rotation": 0, "brightness": 0}),
+            or None: the dataset's default, off for every dataset today (docs/datasets.md,
+            Augmentation). Default: None.
 
     Distributed: with a torch.distributed process group running (under torchrun; see
     `gridseq.train.distributed.init_from_env` and docs/scaling.md) the model is wrapped in

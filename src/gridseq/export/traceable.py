@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -114,8 +115,7 @@ class DenseTimeDistributed(nn.Module):
         return out * valid.reshape(batch, time, *([1] * (out.dim() - 2))).to(out.dtype)
 
 
-@torch.jit.script
-def convlstm_layer(x: Tensor, keep: Tensor, weight: Tensor, bias: Tensor, hidden: int, padding: int) -> Tensor:
+def _convlstm_layer(x: Tensor, keep: Tensor, weight: Tensor, bias: Tensor, hidden: int, padding: int) -> Tensor:
     """One ConvLSTM layer over a whole clip, scripted so that ONNX gets a `Loop` over a dynamic T.
 
     x (B, T, C, H, W), keep (B, T) float (1 at valid steps: padded steps leave h and c alone) → every
@@ -134,6 +134,11 @@ def convlstm_layer(x: Tensor, keep: Tensor, weight: Tensor, bias: Tensor, hidden
         c = k * c_new + (1 - k) * c
         outs.append(h)
     return torch.stack(outs, 1)
+
+
+with warnings.catch_warnings():  # TorchScript is deprecated (the module docstring of gridseq.export says so)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    convlstm_layer = torch.jit.script(_convlstm_layer)
 
 
 class LoopedConvLSTM(nn.Module):

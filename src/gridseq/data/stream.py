@@ -53,7 +53,8 @@ def default_workers() -> int:
     Decoding is a small share of a training step, and the training process's own threads use every core:
     a worker per core oversubscribes them. On 2 cores (4,000 photos at 128x128, cnn at batch 16, one epoch
     streamed), one worker trained at 59.6-67.9 samples/s and two at 41.2-57.0 (this VM's speed varied
-    between runs: the same in-memory run measured 70.5 and 119.8)."""
+    between runs: the same in-memory run measured 70.5 and 119.8); with one worker the streamed path ran
+    at 0.91x the in-memory one (ratio of medians of 3 alternating runs, benchmarks/data_scale.py)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -211,11 +212,12 @@ class _Decoder(torch.utils.data.Dataset):
 def _worker_init(_worker_id: int) -> None:
     """Set up a decoder process: a lower CPU priority, and a fixed malloc mmap threshold.
 
-    Priority: the training process's threads use every core, and a decoder that competes with them on
-    equal terms stalls each parallel operator until its time slice ends. At `WORKER_NICE` the scheduler
-    runs the decoder in the time the training threads leave (between operators, while the optimizer
-    steps in Python); with `prefetch` batches queued, the decoding is still done before it is needed.
-    Where cores are idle the niceness changes nothing.
+    Priority: the training process's threads use every core, and a decoder competing with them on equal
+    terms can hold up a parallel operator until its time slice ends. At `WORKER_NICE` the scheduler
+    favours the training threads; with `prefetch` batches queued, the decoding is still done before it
+    is needed, and where cores are idle the niceness changes nothing. A precaution rather than a measured
+    gain: on 2 cores (4,000 photos, cnn, 3 alternating runs each) streamed training ran at a median 63.8
+    samples/s with it and 60.2 without, within the runs' spread (docs/datasets.md).
 
     Malloc: glibc raises its mmap threshold to the size of each large block freed, up to 32 MiB, so after
     the first batch every batch-sized tensor comes from the heap, interleaved with the decoder's smaller

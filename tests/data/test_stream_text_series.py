@@ -17,7 +17,7 @@ from gridseq.data.augment.series import SeriesAugment
 from gridseq.data.contract import Batch, Split
 from gridseq.data.readers import npz as npz_reader
 from gridseq.data.stream import StreamSplit
-from gridseq.data.text_assemble import LazyStrings, LazyText, TokenMatrix, TokenStreamSplit
+from gridseq.data.text_stream import LazyStrings, LazyText, TokenMatrix, TokenStreamSplit
 from gridseq.errors import ConfigError, DataError
 from gridseq.train import seed_everything
 

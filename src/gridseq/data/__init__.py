@@ -11,7 +11,7 @@
     readers/          one module per file format, each in memory or streamed
     builtin/          one module per built-in dataset (or family), discovered: no list to edit
     augment/          on-the-fly augmentation, one module per kind of data, and the registry
-    audio.py, series.py, vocab.py, text_clean.py, text_assemble.py: the features, windows and
+    audio.py, series.py, vocab.py, text_clean.py, text_assemble.py, text_stream.py: the features, windows and
                       vocabularies that readers and built-ins share
 
 To add a built-in, put a module in builtin/ with a loader decorated by `register_dataset`

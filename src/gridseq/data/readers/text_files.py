@@ -25,7 +25,7 @@ or 256 MiB as int64 — estimated from the file's size before reading it: 16 byt
 language model's x and y, 8 per byte for characters and 2 per byte for words): the file is read in
 4 MiB blocks, never whole; one pass writes the cleaned texts to a temporary folder (removed at exit),
 the vocabulary is built from the training texts, and the ids are written compactly for the splits to
-stream (see `gridseq.data.text_assemble`). Only labels, offsets and, for .tsv, an 8-byte hash per pair
+stream (see `gridseq.data.text_stream`). Only labels, offsets and, for .tsv, an 8-byte hash per pair
 (the split by distinct source) stay in memory. The splits, vocabulary, record and batches are those
 of the in-memory reader.
 """
@@ -46,15 +46,8 @@ from gridseq.data.contract import Dataset
 from gridseq.data.partition import encode_labels, train_val_test
 from gridseq.data.readers.arrays import Flat, FlatWriter, Mapped, Scratch
 from gridseq.data.stream import should_stream
-from gridseq.data.text_assemble import (
-    SPLITS,
-    NfcText,
-    classify_dataset,
-    divide_labelled,
-    lm_dataset,
-    stream_classify_dataset,
-    stream_lm_dataset,
-)
+from gridseq.data.text_assemble import SPLITS, classify_dataset, divide_labelled, lm_dataset
+from gridseq.data.text_stream import NfcText, stream_classify_dataset, stream_lm_dataset
 from gridseq.data.text_clean import clean_text
 from gridseq.data.vocab import LEVELS, normalize
 from gridseq.errors import ConfigError, DataError

@@ -20,11 +20,8 @@ from gridseq.data.contract import Dataset
 from gridseq.data.partition import TEST_FRACTION, TEST_SEED, VAL_FRACTION, split_sizes
 from gridseq.data.readers.arrays import Flat, FlatWriter, Scratch
 from gridseq.data.stream import should_stream
-from gridseq.data.text_assemble import (
-    SPLITS,
-    seq2seq_dataset,
-    stream_seq2seq_dataset,
-)
+from gridseq.data.text_assemble import SPLITS, seq2seq_dataset
+from gridseq.data.text_stream import stream_seq2seq_dataset
 from gridseq.data.text_clean import clean_text
 from gridseq.data.vocab import LEVELS
 from gridseq.errors import DataError

@@ -33,6 +33,7 @@ from gridseq.data.text_assemble import SPLITS, text_record
 from gridseq.data.vocab import PAD, UNK, Vocab, normalize
 from gridseq.errors import DataError
 
+
 def id_dtype(vocab_size: int):
     """The smallest dtype that holds every id of a vocabulary: uint16 up to 65,535 tokens, else int32."""
     return np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.int32

@@ -46,9 +46,14 @@ from gridseq.data.contract import Dataset
 from gridseq.data.partition import encode_labels, train_val_test
 from gridseq.data.readers.arrays import Flat, FlatWriter, Mapped, Scratch
 from gridseq.data.stream import should_stream
-from gridseq.data.text_assemble import SPLITS, classify_dataset, divide_labelled, lm_dataset
-from gridseq.data.text_stream import NfcText, stream_classify_dataset, stream_lm_dataset
+from gridseq.data.text_assemble import (
+    SPLITS,
+    classify_dataset,
+    divide_labelled,
+    lm_dataset,
+)
 from gridseq.data.text_clean import clean_text
+from gridseq.data.text_stream import NfcText, stream_classify_dataset, stream_lm_dataset
 from gridseq.data.vocab import LEVELS, normalize
 from gridseq.errors import ConfigError, DataError
 

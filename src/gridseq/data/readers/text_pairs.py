@@ -19,13 +19,20 @@ from gridseq._validation import check_choice, check_positive_int
 from gridseq.data.contract import Dataset
 from gridseq.data.partition import TEST_FRACTION, TEST_SEED, VAL_FRACTION, split_sizes
 from gridseq.data.readers.arrays import Flat, FlatWriter, Scratch
+from gridseq.data.readers.text_files import (
+    TOKEN_BYTES,
+    _check_task,
+    _empty,
+    _estimate,
+    read_utf8,
+    utf8_blocks,
+)
 from gridseq.data.stream import should_stream
 from gridseq.data.text_assemble import SPLITS, seq2seq_dataset
-from gridseq.data.text_stream import stream_seq2seq_dataset
 from gridseq.data.text_clean import clean_text
+from gridseq.data.text_stream import stream_seq2seq_dataset
 from gridseq.data.vocab import LEVELS
 from gridseq.errors import DataError
-from gridseq.data.readers.text_files import TOKEN_BYTES, _check_task, _empty, _estimate, read_utf8, utf8_blocks
 
 
 def _pair(path: Path, number: int, line: str) -> tuple[str, str]:

@@ -83,7 +83,7 @@ def register(sub, parents) -> None:
     d.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="augment training batches, seeded by seed, epoch and item: images (random resized crop, flip, "
                         "small rotation, colour jitter), audio (SpecAugment masks, noise), series (jitter, scaling); "
-                        "default: off (see docs/datasets.md, Augmentation)")
+                        "default: off; settings with --train.augment '{\"rotation\": 0}' (see docs/datasets.md, Augmentation)")
     d.add_argument("--label-column", metavar="NAME", help="the label column of a CSV file (default: label)")
     d.add_argument("--task", choices=("classify", "lm", "seq2seq", "forecast"),
                    help="what to learn from a file: classify (CSV text+label), lm (plain text), seq2seq (TSV source/target), forecast (CSV series)")

@@ -25,23 +25,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gridseq"
 # nn, models and data import none of tasks / train / cli / serve / compare / inspect / predict / export
 KNOWN_LOWER_IMPORTS_UPPER = {
     ("gridseq.models.registry", "gridseq.tasks"),  # builds every model to read its topology
-    ("gridseq.data.readers.mask_folder", "gridseq.tasks.segment"),  # the ignore index of unlabelled pixels
-    ("gridseq.data.readers.dense_stream", "gridseq.tasks.segment"),
 }
 # models and nn do not import data
-KNOWN_MODELS_NN_IMPORT_DATA = {
-    ("gridseq.nn.decoder", "gridseq.data.vocab"),  # token ids (BOS, EOS, PAD)
-    ("gridseq.models.seq2seq", "gridseq.data.vocab"),
-    ("gridseq.models.captioner", "gridseq.data.vocab"),
-    ("gridseq.models.registry", "gridseq.data.contract"),  # create_for(name, DatasetInfo)
-}
+KNOWN_MODELS_NN_IMPORT_DATA: set[tuple[str, str]] = set()
 # data does not import tasks or models
-KNOWN_DATA_IMPORTS_TASKS_MODELS = {
-    ("gridseq.data.readers.mask_folder", "gridseq.tasks.segment"),
-    ("gridseq.data.readers.dense_stream", "gridseq.tasks.segment"),
-}
+KNOWN_DATA_IMPORTS_TASKS_MODELS: set[tuple[str, str]] = set()
 # circles between top-level parts (each a strongly connected set of parts): the tangle above
-KNOWN_PART_CIRCLES = [{"data", "models", "nn", "tasks"}]
+KNOWN_PART_CIRCLES = [{"models", "tasks"}]
 # modules other than gridseq.runs that still read a run directory with io.read_config / open_run
 KNOWN_OTHER_RUN_READERS = ["gridseq.export", "gridseq.textgen"]
 

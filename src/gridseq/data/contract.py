@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-KINDS = ("image", "sequence", "tokens", "video", "series")
+from gridseq.constants import KINDS  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gridseq._validation import check_choice
+from gridseq.constants import BOS, EOS, PAD, SPECIALS, UNK
 from gridseq.errors import ConfigError, DataError
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 LEVELS = ("char", "word", "subword")  # subword: BPE from Hugging Face tokenizers (gridseq.data.subword)
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 

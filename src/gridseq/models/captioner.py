@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from gridseq._validation import check_choice, check_int_tuple, check_positive_int, check_probability, check_teacher_forcing
-from gridseq.data.vocab import BOS, EOS
+from gridseq.constants import BOS, EOS
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.cnn import CNN, CNNConfig
 from gridseq.models.registry import register

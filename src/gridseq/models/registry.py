@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from gridseq._validation import did_you_mean
-from gridseq.data.contract import KINDS
+from gridseq.constants import KINDS
 from gridseq.errors import ConfigError
 
 _logger = logging.getLogger(__name__)

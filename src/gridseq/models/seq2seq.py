@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from gridseq._validation import check_choice, check_positive_int, check_probability, check_teacher_forcing
-from gridseq.data.vocab import BOS, EOS, PAD
+from gridseq.constants import BOS, EOS, PAD
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.registry import register
 from gridseq.nn.decoder import Decoder, StateBridge

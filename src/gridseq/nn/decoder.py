@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gridseq._validation import check_choice, check_positive_int, check_probability
-from gridseq.data.vocab import BOS, EOS, PAD
+from gridseq.constants import BOS, EOS, PAD
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.nn.attention import KINDS as ATTENTION_KINDS
 from gridseq.nn.attention import Attention, AttentionMemory

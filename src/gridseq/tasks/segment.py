@@ -26,13 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gridseq.constants import IGNORE_INDEX
+from gridseq.data.class_weights import balanced_weights, check_class_weights  # noqa: F401  (re-exported)
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.stream import StreamSplit
-from gridseq.errors import ConfigError, DataError, ShapeError
+from gridseq.errors import DataError, ShapeError
 from gridseq.tasks.base import Metrics, Task, register
 from gridseq.tasks.inputs import InputLimits, predict_images
 
-IGNORE = -100
+IGNORE = IGNORE_INDEX
 
 
 def metric_key(class_name: str, prefix: str = "iou") -> str:
@@ -111,34 +113,6 @@ class SegmentMetrics(Metrics):
             return
         self.confusion = state["confusion"].clone()
         self.loss_sum = state["loss_sum"].clone()
-
-
-def check_class_weights(weights, num_classes: int | None) -> list[float] | None:
-    """`weights` as K positive finite floats (or None); ConfigError naming what is wrong."""
-    if weights is None:
-        return None
-    try:
-        values = [float(w) for w in weights]
-    except (TypeError, ValueError):
-        raise ConfigError(f"class_weights must be a list of numbers, one per class, got {weights!r}.") from None
-    if num_classes is not None and len(values) != num_classes:
-        raise ConfigError(f"class_weights must have one weight per class ({num_classes}), got {len(values)}: {weights!r}.")
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise ConfigError(f"class_weights must be positive finite numbers, got {weights!r}.")
-    return values
-
-
-def balanced_weights(masks: Tensor, num_classes: int) -> list[float]:
-    """Median-frequency class weights of (N, H, W) masks: median(freq) / freq_k (absent classes get 1).
-
-    Example:
-        >>> balanced_weights(torch.tensor([[[0, 0, 0, 1]]]), 2)
-        [0.6666666666666666, 2.0]
-    """
-    counts = torch.bincount(masks[masks != IGNORE].flatten(), minlength=num_classes)[:num_classes].double()
-    freq = counts / counts.sum().clamp(min=1)
-    median = freq[freq > 0].quantile(0.5) if bool((freq > 0).any()) else torch.tensor(1.0, dtype=torch.float64)
-    return torch.where(freq > 0, median / freq.clamp(min=1e-12), torch.ones_like(freq)).tolist()
 
 
 @register

@@ -37,12 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gridseq.constants import IGNORE_INDEX
 from gridseq.data.augment import register
 from gridseq.data.augment.images import ImageAugment
 from gridseq.data.contract import Batch
 from gridseq.errors import ConfigError
 
-IGNORE = -100  # the segment task's "no label here"
+IGNORE = IGNORE_INDEX  # the segment task's "no label here"
 PAD = -1.0  # a padding row of detection targets: every entry -1
 
 

@@ -27,13 +27,14 @@ import numpy as np
 import torch
 
 from gridseq._validation import check_positive_int
+from gridseq.constants import IGNORE_INDEX
 from gridseq.data.assemble import RawSplit, divide, sequence_dataset
 from gridseq.data.builtin import register_dataset
 from gridseq.data.builtin.digits import DIGIT_NAMES
 from gridseq.data.builtin.mnist1d import mnist1d_raw
 from gridseq.data.contract import Dataset, DatasetInfo, Split
 
-IGNORE = -100  # the tag task's "no label at this step" (as torch's cross_entropy ignore_index)
+IGNORE = IGNORE_INDEX  # the tag task's "no label at this step" (as torch's cross_entropy ignore_index)
 COPY_SYMBOLS, COPY_RECALL = 8, 10  # symbols to choose from, symbols to remember
 ADDING_SIZES = (9000, 1000, 1000)
 COPY_SIZES = (4500, 500, 1000)

@@ -127,7 +127,7 @@ def streamed_masks(root: Path, pairs: dict[str, list[tuple[Path, Path]]], seed: 
                    *, predefined: bool, class_names, palette, class_weights, workers) -> Dataset:
     """The folder as `StreamSplit`s of images and masks decoded per batch: the splits `load_mask_folder`
     draws in memory, with the same classes, record and (from at most 512 training items) statistics."""
-    from gridseq.tasks.segment import balanced_weights, check_class_weights
+    from gridseq.data.class_weights import balanced_weights, check_class_weights
 
     every = [pair for ps in pairs.values() for pair in ps]
     if size is None:

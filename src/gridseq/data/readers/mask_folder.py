@@ -36,6 +36,7 @@ import numpy as np
 
 from gridseq._atomic import atomic_write
 from gridseq._validation import check_int_tuple
+from gridseq.constants import IGNORE_INDEX
 from gridseq.data.contract import Dataset
 from gridseq.data.partition import train_val_test
 from gridseq.data.readers.image_folder import IMAGE_SUFFIXES, _check_channels, _open, _pil, read_image
@@ -44,7 +45,7 @@ from gridseq.errors import DataError
 
 _logger = logging.getLogger(__name__)
 
-IGNORE = -100  # the segment task's "no label here"
+IGNORE = IGNORE_INDEX  # the segment task's "no label here"
 UNLABELLED_VALUE = 255  # index masks: this pixel value means "no label" (Pascal VOC's border value)
 SPLIT_FOLDERS = ("train", "val", "test")
 _GRAY = ("1", "L", "LA", "I", "I;16", "F")  # image modes read as one channel
@@ -193,7 +194,7 @@ def load_mask_folder(path: Path | str, seed: int, view: str, *, image_size: int 
             differ between an image and its mask, mixed sizes without image_size, mask values out of range.
     """
     from gridseq.data.builtin.shapes_seg import segment_dataset
-    from gridseq.tasks.segment import balanced_weights, check_class_weights
+    from gridseq.data.class_weights import balanced_weights, check_class_weights
 
     root = Path(path)
     if view != "image":

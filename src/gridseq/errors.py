@@ -46,3 +46,18 @@ class Terminated(Exception):
     def __init__(self, message: str, position: tuple[int, int] | None = None):
         super().__init__(message)
         self.position = position
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C (SIGINT) after writing a checkpoint; continue with `fit(..., resume=True)`
+    (`gridseq train ... --resume`). A `KeyboardInterrupt`, as any Ctrl-C is, so code that handles one
+    still does; the CLI prints its message as one line and exits with 130.
+
+    Attributes:
+        position: (epoch, step) of the checkpoint written (epoch 0-based, step within it), or None
+            without a run directory.
+    """
+
+    def __init__(self, message: str, position: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.position = position

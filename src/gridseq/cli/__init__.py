@@ -13,7 +13,7 @@ compare, inspect, sample, serve and export.
     gridseq inspect runs/digits-cnn-s0 --out pics
 
 Exit codes: 0 success; 2 a usage or input error (any `GridseqError`), printed as one line
-`gridseq: error: <message>`; 130 interrupted (Ctrl-C); 143 training stopped by SIGTERM after
+`gridseq: error: <message>`; 130 interrupted (Ctrl-C) and 143 training stopped by SIGTERM, training after
 checkpointing at a step boundary (continue with `--resume`); 1 anything else, which is a bug and prints a
 traceback. `python -m gridseq` is the same command.
 

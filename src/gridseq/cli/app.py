@@ -21,7 +21,7 @@ from gridseq._validation import did_you_mean
 from gridseq.cli import compare, datasets, evaluate, export, forecast, generate, inspect, models, predict, sample, serve, train
 from gridseq.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Parser, UsageError
 from gridseq.cli.overrides import split_overrides
-from gridseq.errors import GridseqError, Terminated
+from gridseq.errors import GridseqError, Interrupted, Terminated
 
 _logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = Parser(prog="gridseq", parents=[verbosity],
                     description="CNNs, RNNs and CNN→RNN hybrids on PyTorch: train, evaluate, predict, generate, compare, inspect, serve and export from the command line.",
-                    epilog="Exit codes: 0 ok, 2 usage or input error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (training: checkpointed, continue with --resume), 1 internal error (a bug).")
+                    epilog="Exit codes: 0 ok, 2 usage or input error, 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (training: both checkpointed, continue with --resume), 1 internal error (a bug).")
     parser.add_argument("--version", action="version", version=f"gridseq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for command in COMMANDS:
@@ -101,8 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated as e:  # SIGTERM during training: checkpointed at a step boundary
         _error_line(str(e))
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        _error_line("interrupted" + (" (continue with `gridseq train ... --resume`)" if command == "train" else ""))
+    except Interrupted as e:  # Ctrl-C during training: checkpointed at a step boundary
+        _error_line(str(e))
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # elsewhere, or a second Ctrl-C during training
+        _error_line("interrupted" + (" (continue with `gridseq train ... --resume` from the last checkpoint)" if command == "train" else ""))
         return EXIT_INTERRUPTED
 
 

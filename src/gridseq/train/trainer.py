@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +27,14 @@ from torch import nn
 from gridseq import tasks
 from gridseq.data.augment import augmentation_for
 from gridseq.data.contract import Batch, Dataset, Split
-from gridseq.errors import ConfigError, DataError, GridseqError, OutputError, Terminated
+from gridseq.errors import (
+    ConfigError,
+    DataError,
+    GridseqError,
+    Interrupted,
+    OutputError,
+    Terminated,
+)
 from gridseq.io import model_spec
 from gridseq.train import distributed, optim, precision
 from gridseq.train.arguments import check_fit_args
@@ -36,7 +44,7 @@ from gridseq.train.evaluation import _evaluate, resolve_device, seed_everything
 from gridseq.train.progress import progress_for
 from gridseq.train.resume import TrainerState, fingerprint, snapshot
 from gridseq.train.run_dir import TENSORBOARD_DIR, RunDir, versions
-from gridseq.train.signals import StopOnSigterm
+from gridseq.train.signals import StopOnSignal, signal_name
 
 _logger = logging.getLogger(__name__)
 
@@ -132,7 +140,8 @@ class _Trainer:
             internal.append(TensorBoardLogger.maybe(str(self.run.path / TENSORBOARD_DIR)))
         self.internal = [cb for cb in internal if cb is not None]
         self.events = CallbackList([*self.internal, *self.callbacks])
-        self.stop = StopOnSigterm().__enter__()  # SIGTERM: checkpoint at the next step boundary, then Terminated
+        # SIGTERM / Ctrl-C: checkpoint at the next step boundary, then Terminated / Interrupted
+        self.stop = StopOnSignal().__enter__()
         try:
             self.events("on_fit_start", self.st)
             while epoch < self.args["epochs"] and not self.ts.stopped:
@@ -141,6 +150,9 @@ class _Trainer:
                 if self.stop.requested():  # during validation: the epoch-end checkpoint is written
                     raise self._terminated(epoch + 1, 0)
                 epoch, step = epoch + 1, 0
+            # training is over: a Ctrl-C during the test evaluation stops at once (the last epoch's checkpoint
+            # is written, so --resume only evaluates); a scheduler's SIGTERM still lets the run finish
+            self.stop.release(signal.SIGINT)
             if self.channels_last:  # the caller gets the model in the layout it came in
                 self.model.to(memory_format=torch.contiguous_format)
             result = self._finish()
@@ -360,13 +372,16 @@ class _Trainer:
             f"(lr={self.args['lr']}), set grad_clip (e.g. 1.0), or check the data for extreme values. {self._kept()}"
         )
 
-    def _terminated(self, epoch: int, step: int) -> Terminated:
+    def _terminated(self, epoch: int, step: int) -> Terminated | Interrupted:
         where = f"epoch {epoch + 1}, step {step}" if step else f"epoch {epoch}"
+        # under torch.distributed a rank the signal did not reach stops because another did (torchrun sends SIGTERM on)
+        signum = self.stop.received or signal.SIGTERM
+        kind, by = (Interrupted if signum == signal.SIGINT else Terminated), signal_name(signum)
         if self.run is None:
-            return Terminated(f"stopped by SIGTERM after {where}; nothing was saved (no run_dir).")
-        return Terminated(f"stopped by SIGTERM after {where} (global step {self.st.global_step}); the checkpoint in "
-                          f"{self.run.checkpoint_dir} holds it: continue with resume=True (`gridseq train ... --resume`).",
-                          (epoch, step))
+            return kind(f"stopped by {by} after {where}; nothing was saved (no run_dir).")
+        return kind(f"stopped by {by} after {where} (global step {self.st.global_step}); the checkpoint in "
+                    f"{self.run.checkpoint_dir} holds it: continue with resume=True (`gridseq train ... --resume`).",
+                    (epoch, step))
 
     def _write_failed(self, error: OutputError) -> OutputError:
         resume = " Fix that, then continue with resume=True (`gridseq train ... --resume`)." if self.ts.last_checkpoint else ""
@@ -472,6 +487,8 @@ def fit(
             checkpoint is kept, so resume=True continues from it once the cause is fixed.
         Terminated: SIGTERM arrived; a checkpoint was written at the next step boundary (see
             gridseq.train.signals).
+        Interrupted: Ctrl-C (SIGINT) arrived during training; the same, and a KeyboardInterrupt. A
+            second Ctrl-C raises a plain KeyboardInterrupt at once.
 
     Example:
         >>> result = gridseq.fit(model, data, epochs=5, run_dir="runs/digits-cnn")  # doctest: +SKIP

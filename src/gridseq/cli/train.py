@@ -28,7 +28,7 @@ _TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "sche
                 "checkpoint_every", "precision", "augment")
 # fit() arguments the command sets itself, so --train.KEY may not
 _FIT_MANAGED = {"model", "data", "seed", "run_dir", "resume", "progress", "data_spec", "callbacks"}
-_RUN_FILES = ("config.json", "model.safetensors", "metrics.json", "history.jsonl")
+_RUN_FILES = ("config.json", "model.safetensors", "metrics.json", "history.jsonl", "cv.json")
 
 
 def register(sub, parents) -> None:
@@ -51,6 +51,11 @@ def register(sub, parents) -> None:
     t.add_argument("--scheduler", help="learning-rate schedule, e.g. cosine, none")
     t.add_argument("--grad-clip", type=non_negative_float, help="clip the gradient norm to this value (0: off)")
     t.add_argument("--patience", type=positive_int, help="stop after this many epochs without a better validation score")
+    t.add_argument("--cv", type=positive_int, metavar="K",
+                   help="k-fold cross-validation on the training items (train + val; test is not read): per-fold and "
+                        "mean scores and the best epoch count, written to cv.json (docs/training.md, Small data)")
+    t.add_argument("--refit", action="store_true",
+                   help="with --cv: then train on all training items for the chosen epoch count and report test metrics")
     t.add_argument("--seed", type=int, default=0, help="seeds data splits, weights and shuffling (default: 0)")
     t.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto (under torchrun, cuda/auto: GPU LOCAL_RANK of each process)")
     t.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
@@ -116,6 +121,8 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
     from gridseq import datasets, defaults, models, train
     from gridseq.train import distributed
 
+    _check_cv_flags(args)
+
     entry = models.entry(args.model)
     fit_keys = [p for p in inspect.signature(train.fit).parameters if p not in _FIT_MANAGED]
     overrides = resolve(raw_overrides, model_cls_config=entry.config_cls, train_keys=fit_keys)
@@ -136,10 +143,12 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
     table = defaults.lookup(args.dataset, entry.name, reader=_user_reader(dataset_ref, data.info))
     train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
     model_kw = {**{k: v for k, v in table["model"].items() if k in _fields(entry)}, **model_kw}
+    spec = {"name": dataset_ref, "seed": args.seed, "view": view, "options": _jsonable(options)}
+    if args.cv:
+        return _cross_validate(args, entry, data, model_kw, train_kw, run_dir, spec)
     train.seed_everything(args.seed)  # the initial weights are part of what --seed reproduces
     model = models.create_for(entry.name, data.info, **model_kw)
 
-    spec = {"name": dataset_ref, "seed": args.seed, "view": view, "options": _jsonable(options)}
     _logger.info("training %s on %s: %s", entry.name, args.dataset, train_kw)
     result = train.fit(model, data, seed=args.seed, run_dir=run_dir, resume=args.resume, progress=args.progress, data_spec=spec, **train_kw)
 
@@ -147,6 +156,58 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
         print_metrics(f"test metrics ({entry.name} on {args.dataset})", result.test)
         console().print(f"trained in {result.train_seconds:.1f} s\nrun dir: {result.run_dir}", highlight=False, markup=False, soft_wrap=True)
     return EXIT_OK
+
+
+def _check_cv_flags(args) -> None:
+    """--cv K / --refit: the combinations that make sense (before any data is read)."""
+    from gridseq.train import distributed
+
+    if args.refit and not args.cv:
+        raise ConfigError("--refit retrains on all training items for the epoch count cross-validation chose; "
+                          "give --cv K with it (e.g. --cv 5 --refit).")
+    if args.cv is None:
+        return
+    if args.cv < 2:
+        raise ConfigError(f"--cv needs K >= 2 folds (k-fold cross-validation), got {args.cv}; e.g. --cv 5.")
+    if args.resume:
+        raise ConfigError("--cv cannot --resume: cross-validation keeps no checkpoints; rerun it (with --overwrite "
+                          "to replace the run directory).")
+    if distributed.is_distributed():
+        raise ConfigError("--cv runs in one process (its folds train one after the other); run it without torchrun.")
+
+
+def _cross_validate(args, entry, data, model_kw: dict, train_kw: dict, run_dir: Path, spec: dict) -> int:
+    """`--cv K [--refit]`: k-fold cross-validation on train + val, cv.json, then optionally the refit."""
+    from gridseq import models, train
+    from gridseq._atomic import atomic_write_json, ensure_dir
+
+    def build():
+        return models.create_for(entry.name, data.info, **model_kw)
+
+    cv = train.cross_validate(build, data, folds=args.cv, seed=args.seed, progress=args.progress, **train_kw)
+    ensure_dir(run_dir)
+    atomic_write_json(run_dir / "cv.json", {"dataset": spec["name"], "model": entry.name, "model_settings": _jsonable(model_kw),
+                                            "train": _jsonable(train_kw), **cv.to_json()})
+    out = console()
+    out.print(f"{args.cv}-fold cross-validation ({entry.name} on {args.dataset}, {cv.items} training items; "
+              f"held-out {cv.primary} after {_epochs(cv.best_epochs)}):", highlight=False, markup=False, soft_wrap=True)
+    for i, (score, n) in enumerate(zip(cv.scores, cv.fold_sizes)):
+        out.print(f"  fold {i + 1}: {score:.4f} ({n} held out)", highlight=False, markup=False)
+    out.print(f"  mean {cv.mean:.4f} ± {cv.std:.4f}\nchosen epochs: {cv.best_epochs} of {len(cv.mean_curve)} "
+              f"(best mean held-out {cv.primary})\ncv: {run_dir / 'cv.json'}", highlight=False, markup=False, soft_wrap=True)
+    if not args.refit:
+        return EXIT_OK
+    refit_kw = {k: v for k, v in train_kw.items() if k not in ("epochs", "select", "patience")}  # refit: the chosen count, last weights
+    result = train.refit(build, data, epochs=cv.best_epochs, seed=args.seed, cv=cv, run_dir=run_dir,
+                         progress=args.progress, data_spec=spec, **refit_kw)
+    print_metrics(f"test metrics ({entry.name} on {args.dataset}, refit on all {cv.items} training items "
+                  f"for {_epochs(cv.best_epochs)})", result.test)
+    out.print(f"trained in {result.train_seconds:.1f} s\nrun dir: {result.run_dir}", highlight=False, markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def _fields(entry) -> set[str]:
@@ -234,7 +295,8 @@ def _prepare_run_dir(args, model_name: str) -> Path:
         raise ConfigError(f"{run_dir} exists, is not empty and is not a gridseq run directory; choose another --run-dir.")
     if not args.overwrite:
         finished = (run_dir / "metrics.json").exists()
-        state = "holds a finished run" if finished else "holds an unfinished run"
+        state = ("holds a finished run" if finished else "holds a cross-validation result (cv.json)"
+                 if (run_dir / "cv.json").exists() and not (run_dir / "config.json").exists() else "holds an unfinished run")
         raise ConfigError(f"{run_dir} {state}; pass --resume to continue it, --overwrite to replace it, or another --run-dir.")
     _logger.warning("--overwrite: removing the run in %s", run_dir)
     shutil.rmtree(run_dir)

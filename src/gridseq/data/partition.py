@@ -73,6 +73,28 @@ def val_indices(y: np.ndarray, seed: int, fraction: float = VAL_FRACTION) -> np.
     return stratified_sample(y, n_val, seed)
 
 
+def fold_indices(y: np.ndarray | None, n: int, folds: int, seed: int) -> np.ndarray:
+    """Fold number (0..folds-1) per item for k-fold cross-validation, stratified by the labels `y`.
+
+    Each class's items are shuffled (seeded) and dealt round-robin, the next class continuing the deal
+    where the last stopped, so every class is spread evenly over the folds and fold sizes differ by at
+    most one. `y=None` deals all `n` items as one class (unstratified).
+
+    Example:
+        >>> np.bincount(fold_indices(np.array([0] * 6 + [1] * 4), 10, folds=2, seed=0))
+        array([5, 5])
+    """
+    labels = np.zeros(n, dtype=np.int64) if y is None else np.asarray(y)
+    rng = np.random.default_rng(seed)
+    out = np.empty(n, dtype=np.int64)
+    start = 0
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        out[idx] = (start + np.arange(len(idx))) % folds
+        start += len(idx)
+    return out
+
+
 def train_val_test(y: np.ndarray, seed: int, *, test_given: bool = False, val_given: bool = False) -> dict[str, np.ndarray]:
     """Indices into `y` for the splits that are not predefined.
 

@@ -110,6 +110,14 @@ class RunDir:
         return checkpoint.load_checkpoint(self.checkpoint_dir)
 
 
+def add_config_section(run_dir: str | os.PathLike, key: str, value: Any) -> None:
+    """Add (or replace) the top-level section `key` of a finished run's config.json, atomically
+    (e.g. "cv": the cross-validation that chose a refitted run's epoch count)."""
+    config = io.read_config(run_dir)
+    config[key] = value
+    atomic_write_json(Path(run_dir) / io.CONFIG_FILE, config)
+
+
 def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The per-epoch records of a run directory's history.jsonl."""
     path = Path(run_dir) / HISTORY_FILE

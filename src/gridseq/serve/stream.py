@@ -38,34 +38,30 @@ permuted positions are not a stream in time.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
+from gridseq import tasks
 from gridseq.data.preprocessing import apply_preprocessing
-from gridseq.data.vocab import SPECIALS
 from gridseq.errors import ConfigError, DataError
-from gridseq.predict import Predictor, as_numbers, top_probabilities
-
-STREAM_TASKS = ("classify", "regress", "tag", "lm")
-LM_TOP_K = 5  # next-token probabilities a language model reports per step by default
+from gridseq.predict import Predictor, as_numbers
 
 
 def streamable(predictor: Predictor) -> tuple[bool, str]:
     """(True, "") if `predictor`'s model can stream step by step, else (False, the reason)."""
     from gridseq.models.rnn import RNNModel
 
-    model, info = predictor.model, predictor.info
+    model, info, task = predictor.model, predictor.info, predictor.task
     record = info.preprocessing or {}
     name = getattr(model, "gridseq_name", type(model).__name__)
-    if info.task == "transcribe":
+    if "audio" in task.streams:
         if record.get("layout") != "audio":
             return False, f"model {name!r} transcribes images (lines of handwriting); use POST /predict with whole lines."
         return True, ""
     if info.kind == "video":
-        if info.task not in ("classify", "tag") or not callable(getattr(model, "stream", None)):
+        if "frames" not in task.streams or not callable(getattr(model, "stream", None)):
             return False, f"model {name!r} ({info.task}) has no frame-by-frame stream; use POST /predict with whole clips."
         try:
             model.stream(batch_size=1)
@@ -78,8 +74,8 @@ def streamable(predictor: Predictor) -> tuple[bool, str]:
     if model.config.bidirectional:
         return False, ("the model is bidirectional: its output for a step depends on steps after it, so it cannot "
                        "stream; use POST /predict with whole sequences, or train a unidirectional model.")
-    if info.task not in STREAM_TASKS:
-        return False, f"streaming serves {', '.join(STREAM_TASKS)} models; this is a {info.task} model."
+    if "steps" not in task.streams:
+        return False, f"streaming serves {', '.join(tasks.streaming('steps'))} models; this is a {info.task} model."
     if info.kind != "tokens":
         if record.get("layout") != "sequence":
             return False, "the model reads images as row sequences; streaming takes sequence or text models."
@@ -110,9 +106,10 @@ class StreamSession:
         self.predictor = predictor
         self.model = predictor.model
         self.max_steps = max_steps
-        self.top_k = top_k if top_k is not None else (LM_TOP_K if predictor.info.task == "lm" else None)
+        self.task = predictor.task
+        self.top_k = top_k if top_k is not None else self.task.stream_top_k
         config = self.model.config
-        self._audio = predictor.info.task == "transcribe"  # chunks of samples, transcribed as a whole
+        self._audio = "audio" in self.task.streams  # chunks of samples, transcribed as a whole
         # a video model keeps its own state (frame features, recurrent state, running pool) in a Stream
         self._frames = self.model.stream(batch_size=1) if predictor.info.kind == "video" else None
         # mean/max pooling keeps a running sum/max of the top layer's outputs instead of all of them
@@ -228,16 +225,4 @@ class StreamSession:
         return x.to(device)
 
     def _decode(self, out: torch.Tensor) -> dict[str, Any]:
-        info = self.predictor.info
-        if info.task == "regress":
-            return {"prediction": dict(zip(info.class_names, out.tolist()))}
-        if info.task == "lm":
-            out = out.float().clone()
-            out[: len(SPECIALS)] = -math.inf  # never predict <pad>, <unk>, <bos>, <eos> (as gridseq.textgen)
-            probs = out.softmax(-1).tolist()
-            tokens = self.predictor.vocab.tokens
-            best = int(np.argmax(probs))
-            return {"prediction": tokens[best], "probabilities": top_probabilities(probs, tokens, self.top_k)}
-        probs = out.float().softmax(-1).tolist()
-        names = info.class_names
-        return {"prediction": names[int(np.argmax(probs))], "probabilities": top_probabilities(probs, names, self.top_k)}
+        return self.task.decode_step(out, self.predictor.vocab, self.top_k)

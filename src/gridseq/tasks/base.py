@@ -107,6 +107,11 @@ class Task(ABC):
     # `gridseq predict`: the key of each record's prediction, and what --out draws (None: nothing)
     record_key: ClassVar[str] = "prediction"
     drawn: ClassVar[str | None] = None
+    # streaming (`gridseq.serve.stream`): what one message of a stream may be for runs of this task — "steps" (one
+    # step of a sequence or one token, through a recurrent model's carried state), "frames" (one video frame,
+    # through the model's own `stream()`), "audio" (a chunk of samples; the reply is the transcript so far)
+    streams: ClassVar[tuple[str, ...]] = ()
+    stream_top_k: ClassVar[int | None] = None  # probabilities a stream reports per step by default (None: all)
 
     def __init__(self, info: DatasetInfo | None = None):
         self.info = info
@@ -182,6 +187,15 @@ class Task(ABC):
         generation loop): {"predictions": [...], ...}. `options` are already checked."""
         raise ConfigError(f"{self.name!r} predicts batch by batch: prepare, infer, decode.")
 
+    def decode_step(self, output: Tensor, vocab=None, top_k: int | None = None) -> dict[str, Any]:
+        """A stream's reply for its latest step from the model's `output` (K,) for it: the most likely class
+        and the `top_k` most likely classes' probabilities (all when None). `vocab`: the run's vocabulary,
+        for token outputs."""
+        probs = output.float().softmax(-1).tolist()
+        names = self.info.class_names
+        return {"prediction": names[max(range(len(probs)), key=probs.__getitem__)],
+                "probabilities": top_probabilities(probs, names, top_k)}
+
     def fits(self, model: nn.Module) -> bool:
         """Whether `model`, of a topology this task takes, also gives the output it reads (default: yes;
         e.g. detection needs a dense detector's heads, not any per-pixel model)."""
@@ -240,6 +254,11 @@ def register(task_cls: type[Task]) -> type[Task]:
 def names() -> list[str]:
     """All registered task names, sorted."""
     return sorted(_tasks)
+
+
+def streaming(mode: str) -> list[str]:
+    """The registered tasks whose runs stream by `mode` ("steps", "frames" or "audio"; see `Task.streams`), sorted."""
+    return [n for n in names() if mode in _tasks[n].streams]
 
 
 def get(name: str, info: DatasetInfo | None = None) -> Task:

@@ -100,6 +100,7 @@ class ClassifyTask(Task):
     record_key = "label"
     options: ClassVar[dict] = {"top_k": None, "invert": False}
     has_classes = True
+    streams = ("steps", "frames")
     primary = "accuracy"
     higher_is_better = True
 

@@ -77,6 +77,8 @@ class LMTask(Task):
     higher_is_better = False
     options: ClassVar[dict] = {"length": 100, "temperature": 1.0, "top_k": None, "seed": None}
     batchable = False  # a generation loop per prompt
+    streams = ("steps",)
+    stream_top_k = 5  # next-token probabilities a stream reports per step by default
 
     def elsewhere(self, run_dir) -> str:
         return f"{run_dir} is a language model; sample from it with `gridseq generate {run_dir} --prompt TEXT`."
@@ -145,6 +147,18 @@ class LMTask(Task):
 
     def metrics(self) -> LMMetrics:
         return LMMetrics()
+
+    def decode_step(self, output: Tensor, vocab=None, top_k: int | None = None) -> dict:
+        """A stream's reply for its latest token: the most likely next token and the `top_k` most likely
+        tokens' probabilities; the special tokens are never predicted (as `gridseq.textgen`)."""
+        from gridseq.tasks.base import top_probabilities
+
+        out = output.float().clone()
+        out[: len(SPECIALS)] = -math.inf  # never predict <pad>, <unk>, <bos>, <eos>
+        probs = out.softmax(-1).tolist()
+        tokens = vocab.tokens
+        best = max(range(len(probs)), key=probs.__getitem__)
+        return {"prediction": tokens[best], "probabilities": top_probabilities(probs, tokens, top_k)}
 
     def predict(self, output: Tensor) -> Tensor:
         """Next-token probabilities (B, T, V)."""

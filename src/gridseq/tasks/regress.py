@@ -52,6 +52,7 @@ class RegressTask(Task):
     topologies = ("one-to-one", "many-to-one")
     record_key = "values"
     has_classes = True  # the target names
+    streams = ("steps",)
     primary = "mse"
     higher_is_better = False
 
@@ -76,6 +77,10 @@ class RegressTask(Task):
     def decode(self, output: Tensor, batch: Batch, options: dict, model=None) -> dict[str, list]:
         """Each item's {target name: value}."""
         return {"predictions": [dict(zip(self.info.class_names, row)) for row in self.predict(output).tolist()]}
+
+    def decode_step(self, output: Tensor, vocab=None, top_k: int | None = None) -> dict:
+        """A stream's reply for its latest step: the values predicted for the sequence so far, by target name."""
+        return {"prediction": dict(zip(self.info.class_names, output.tolist()))}
 
     def predict(self, output: Tensor) -> Tensor:
         """The predicted values `(B, D)` (the model output itself)."""

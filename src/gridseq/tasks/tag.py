@@ -64,6 +64,7 @@ class TagTask(Task):
     record_key = "labels"
     options: ClassVar[dict] = {"top_k": None}
     has_classes = True
+    streams = ("steps", "frames")
     primary = "accuracy"
     higher_is_better = True
 

@@ -186,6 +186,7 @@ class TranscribeTask(Task):
     topologies = ("many-to-many",)
     record_key = "transcript"
     options: ClassVar[dict] = {"beam": 1}
+    streams = ("audio",)  # audio runs only: the CLI and server reject image ones (see gridseq.serve.stream)
     primary = "cer"
     higher_is_better = False
 

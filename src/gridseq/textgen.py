@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
+from gridseq import tasks
 from gridseq.data.vocab import Vocab
 from gridseq.errors import ConfigError
 from gridseq.tasks.lm import sample_text
@@ -27,7 +28,8 @@ def _resolve(model, vocab: Vocab | None) -> tuple[nn.Module, Vocab]:
         run_dir = Path(model)
         model, config = open_run(run_dir)
         task = ((config.get("task") or {}).get("name"))
-        if task != "lm":
+        declared = tasks.task_class(task)
+        if declared is None or declared.generates != "text":
             raise ConfigError(f"{run_dir} is a {task or 'non-language-model'} run; generate needs a language model run "
                               f"(e.g. gridseq train pydoc --model lstm, or a .txt file with --task lm).")
         if vocab is None:

@@ -50,7 +50,7 @@ def sample_images(run_dir, n: int, class_: str | int | None = None, *, seed: int
 
     run = Run.open(run_dir)
     config, model = run.config, run.model
-    if not callable(getattr(model, "sample", None)) or getattr(model, "serves_task", None) != "generate-image":
+    if not callable(getattr(model, "sample", None)) or run.task.generates != "images":
         raise ConfigError(f"{run_dir} holds a {config['model']['name']!r} model, not an image generator; "
                           f"`gridseq sample` needs a run trained with --model vae or --model dcgan.")
     info = config.get("data", {}).get("info", {})

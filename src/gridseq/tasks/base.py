@@ -112,6 +112,9 @@ class Task(ABC):
     # through the model's own `stream()`), "audio" (a chunk of samples; the reply is the transcript so far)
     streams: ClassVar[tuple[str, ...]] = ()
     stream_top_k: ClassVar[int | None] = None  # probabilities a stream reports per step by default (None: all)
+    # what a run of this task generates from nothing but a prompt or a seed: "text" (`gridseq generate`),
+    # "images" (`gridseq sample`), or None
+    generates: ClassVar[str | None] = None
 
     def __init__(self, info: DatasetInfo | None = None):
         self.info = info
@@ -254,6 +257,11 @@ def register(task_cls: type[Task]) -> type[Task]:
 def names() -> list[str]:
     """All registered task names, sorted."""
     return sorted(_tasks)
+
+
+def task_class(name: str | None) -> type[Task] | None:
+    """The registered Task class `name` (its declarations, without building it for a dataset), or None."""
+    return _tasks.get(name) if isinstance(name, str) else None
 
 
 def streaming(mode: str) -> list[str]:

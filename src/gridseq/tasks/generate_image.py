@@ -159,6 +159,7 @@ class GenerateImageTask(Task):
     """
 
     name = "generate-image"
+    generates = "images"
     topologies = ("generative",)
     primary = "fid"
     higher_is_better = False

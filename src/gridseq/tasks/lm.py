@@ -78,6 +78,7 @@ class LMTask(Task):
     options: ClassVar[dict] = {"length": 100, "temperature": 1.0, "top_k": None, "seed": None}
     batchable = False  # a generation loop per prompt
     streams = ("steps",)
+    generates = "text"
     stream_top_k = 5  # next-token probabilities a stream reports per step by default
 
     def elsewhere(self, run_dir) -> str:

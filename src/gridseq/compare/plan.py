@@ -148,11 +148,19 @@ def parse_models(names: str | list | tuple | None, *, dataset: str, kind: str, t
     return specs
 
 
+def _step_labels(task: str | None) -> bool:
+    """Whether the task `task` declares one class per step (`Task.step_labels`)."""
+    from gridseq import tasks
+
+    declared = tasks.task_class(task)
+    return declared is not None and declared.step_labels
+
+
 def default_models(dataset: str, kind: str, task: str) -> tuple[str, ...]:
     """The default labels for a dataset: its own set, or one by task and kind."""
     if dataset.lower() in _DEFAULT_SETS:
         return _DEFAULT_SETS[dataset.lower()]
-    if task in ("tag",):
+    if _step_labels(task):
         return _PER_STEP_SET
     return _KIND_SETS.get(kind, _KIND_SETS["sequence"])
 
@@ -209,7 +217,7 @@ def resolve_settings(dataset: str, spec: ModelSpec, budget: Budget, task: str | 
         train["epochs"] = budget.epochs
     fields = {f.name for f in dataclasses.fields(models.entry(spec.model).config_cls)}
     model_kw = {k: v for k, v in table["model"].items() if k in fields}
-    if task in ("tag",):
+    if _step_labels(task):
         model_kw.update(PER_STEP_OVERRIDES.get(spec.model, {}))
     unknown = [k for k in spec.overrides if k not in fields]
     if unknown:

@@ -115,6 +115,9 @@ class Task(ABC):
     # what a run of this task generates from nothing but a prompt or a seed: "text" (`gridseq generate`),
     # "images" (`gridseq sample`), or None
     generates: ClassVar[str | None] = None
+    # whether the targets are one class per step of the input sequence (tagging), so a comparison picks models
+    # that emit one output per step (`gridseq.compare.plan`)
+    step_labels: ClassVar[bool] = False
 
     def __init__(self, info: DatasetInfo | None = None):
         self.info = info

@@ -65,6 +65,7 @@ class TagTask(Task):
     options: ClassVar[dict] = {"top_k": None}
     has_classes = True
     streams = ("steps", "frames")
+    step_labels = True
     primary = "accuracy"
     higher_is_better = True
 

@@ -11,14 +11,55 @@ gridseq is batch first, always:
 Each check returns the (possibly cleaned) tensors and, on a mismatch, raises `ShapeError` naming
 what came, what was expected and the likely fix — the (time, batch, feature) transposition, a
 missing batch dimension, a channels-last image, bad lengths, float ids, NaN/Inf.
+
+Validation happens at the door, once. A public entry point (a model's `forward` called from user code)
+checks its inputs, then runs the rest inside `inputs_checked()`; the nested modules it calls (the
+`Recurrent` of an RNN, the frame CNN and the `Recurrent` of a CRNN, the sequence helpers) call the same
+checks, which inside that block only convert (lengths to int64 on the CPU, ids to int64) and skip the
+scans and host syncs (NaN/Inf, id and length ranges). Called on its own, every module checks its inputs.
+
+    >>> with inputs_checked():
+    ...     check_finite(torch.tensor([float("nan")])).shape  # trusted: not scanned
+    torch.Size([1])
 """
 
 from __future__ import annotations
+
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor
 
 from gridseq.errors import ShapeError
+
+# True while an entry point that has checked its inputs runs the modules below it (per thread and task)
+_CHECKED: ContextVar[bool] = ContextVar("gridseq_inputs_checked", default=False)
+
+
+class inputs_checked:  # a lower-case context manager, like torch.no_grad
+    """Inside this block the checks of this module trust their inputs: the caller has checked them.
+
+    An entry point runs its own checks first, then calls its nested modules inside the block, so a
+    nested module does not repeat them (validation at the door, once). Re-entrant; per thread.
+
+    Example:
+        >>> x, lengths = check_sequence(torch.zeros(2, 5, 3), torch.tensor([5, 2]))  # the door: checked
+        >>> with inputs_checked():
+        ...     _ = check_sequence(x, lengths)  # nested: only converts
+    """
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _CHECKED.set(True)
+
+    def __exit__(self, *exc) -> None:
+        _CHECKED.reset(self._token)
+
+
+def trusted() -> bool:
+    """Whether the current call runs inside `inputs_checked()` (its inputs were checked at the door)."""
+    return _CHECKED.get()
 
 
 def _shape(x: Tensor) -> tuple[int, ...]:
@@ -33,7 +74,7 @@ def _require_tensor(x, name: str) -> Tensor:
 
 def check_finite(x: Tensor, name: str = "x") -> Tensor:
     """Raise ShapeError if a float tensor holds NaN or Inf (they would silently poison training)."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    if x.is_floating_point() and not _CHECKED.get() and not bool(torch.isfinite(x).all()):
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise ShapeError(
@@ -41,6 +82,23 @@ def check_finite(x: Tensor, name: str = "x") -> Tensor:
             f"Fill or drop missing values first (e.g. torch.nan_to_num({name}))."
         )
     return x
+
+
+def _converted(lengths: Tensor | None) -> Tensor | None:
+    """Trusted lengths, only converted to what `pack_padded_sequence` needs: int64 on the CPU."""
+    return None if lengths is None else lengths.to(device="cpu", dtype=torch.int64)
+
+
+def unpadded(lengths: Tensor | None, time: int) -> Tensor | None:
+    """Checked lengths, or None when every sequence has all `time` steps (nothing to pack or mask).
+
+    Example:
+        >>> unpadded(torch.tensor([3, 3]), 3) is None, unpadded(torch.tensor([3, 1]), 3).tolist()
+        (True, [3, 1])
+    """
+    if lengths is None or (lengths.numel() and int(lengths.min()) == time):
+        return None
+    return lengths
 
 
 def _check_float(x: Tensor, name: str, expected: str, *, pixels: bool = False) -> None:
@@ -57,8 +115,8 @@ def check_lengths(lengths: Tensor | None, batch: int, time: int, *, name: str = 
 
     Returns the lengths as an int64 CPU tensor (what `pack_padded_sequence` needs), or None.
     """
-    if lengths is None:
-        return None
+    if lengths is None or _CHECKED.get():
+        return _converted(lengths)
     lengths = _require_tensor(lengths, name)
     if lengths.dim() != 1:
         raise ShapeError(f"expected {name} of shape (B,) = ({batch},), got {_shape(lengths)}; pass one length per sequence.")
@@ -99,6 +157,8 @@ def check_sequence(
     x: Tensor, lengths: Tensor | None = None, *, features: int | None = None, name: str = "x"
 ) -> tuple[Tensor, Tensor | None]:
     """Check a float sequence batch `(B, T, F)` (F = `features` if given) and its lengths."""
+    if _CHECKED.get():
+        return x, _converted(lengths)
     x = _require_tensor(x, name)
     hint = _transposed_hint(x, lengths)
     if hint:
@@ -137,6 +197,8 @@ def check_tokens(
     x: Tensor, lengths: Tensor | None = None, *, vocab_size: int | None = None, name: str = "x"
 ) -> tuple[Tensor, Tensor | None]:
     """Check a batch of token ids `(B, T)` int64 (every id < `vocab_size` if given) and its lengths."""
+    if _CHECKED.get():
+        return x.long(), _converted(lengths)
     x = _require_tensor(x, name)
     if x.is_floating_point():
         raise ShapeError(
@@ -165,6 +227,8 @@ def check_tokens(
 
 def check_image(x: Tensor, *, channels: int | None = None, size: tuple[int, int] | None = None, name: str = "x") -> Tensor:
     """Check an image batch `(B, C, H, W)` (C = `channels`, (H, W) = `size` if given)."""
+    if _CHECKED.get():
+        return x
     x = _require_tensor(x, name)
     c = "C" if channels is None else str(channels)
     hw = "H, W" if size is None else f"{size[0]}, {size[1]}"
@@ -209,6 +273,8 @@ def check_video(
     x: Tensor, lengths: Tensor | None = None, *, channels: int | None = None, name: str = "x"
 ) -> tuple[Tensor, Tensor | None]:
     """Check a video batch `(B, T, C, H, W)` and its per-video frame counts."""
+    if _CHECKED.get():
+        return x, _converted(lengths)
     x = _require_tensor(x, name)
     c = "C" if channels is None else str(channels)
     expected = f"(B, T, {c}, H, W)"

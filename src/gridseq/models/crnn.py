@@ -143,11 +143,10 @@ class FrameEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.num_features = feature_dim or width
 
-    def forward(self, x: Tensor, *, checked: bool = False) -> Tensor:
-        """`checked=True` skips the input check (the caller has already checked the frames)."""
-        if not checked:
-            c, h, w = self.cnn.config.input_shape
-            x = shapes.check_image(x, channels=c, size=(h, w))
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) frames → (N, F') vectors; the check is skipped inside `shapes.inputs_checked()`."""
+        c, h, w = self.cnn.config.input_shape
+        x = shapes.check_image(x, channels=c, size=(h, w))
         maps = self.cnn.features(x)  # (N, C', H', W')
         if self.spatial == "flatten":
             v = maps.flatten(1)  # (N, C' * H' * W')
@@ -196,6 +195,10 @@ class CRNN(nn.Module):
     def forward_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The clip vector (B, D*H), or per frame (B, T, D*H) with `per_step`."""
         x, lengths = check_frames(x, lengths, self.config.input_shape)
+        with shapes.inputs_checked():  # the frame CNN, the Recurrent and the pooling trust the checked video
+            return self._features(x, shapes.unpadded(lengths, x.shape[1]))
+
+    def _features(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         outputs, _ = self.rnn(self.frames(x, lengths), lengths)  # (B, T, F') → (B, T, D*H)
         if self.config.per_step:
             return outputs
@@ -206,8 +209,11 @@ class CRNN(nn.Module):
         return final_features(outputs, lengths, self.rnn.num_directions)  # (B, D*H)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        logits = self.head(self.forward_features(x, lengths))
-        return _zero_padded(logits, lengths) if self.config.per_step else logits
+        x, lengths = check_frames(x, lengths, self.config.input_shape)
+        lengths = shapes.unpadded(lengths, x.shape[1])
+        with shapes.inputs_checked():
+            logits = self.head(self._features(x, lengths))
+            return _zero_padded(logits, lengths) if self.config.per_step else logits
 
     def stream(self, batch_size: int = 1) -> RecurrentStream:
         """A frame-by-frame `gridseq.nn.stream.Stream`: `s.step(frame)` takes (B, C, H, W) and returns the
@@ -215,7 +221,8 @@ class CRNN(nn.Module):
         frames so far. Each frame costs one CNN pass and one recurrent step. Bidirectional: ConfigError."""
         def encode(frame: Tensor) -> Tensor:
             frame = check_frames(frame.unsqueeze(1), None, self.config.input_shape)[0][:, 0]  # (B, C, H, W)
-            return self.frame_encoder(frame, checked=True)
+            with shapes.inputs_checked():
+                return self.frame_encoder(frame)
 
         pooling = "step" if self.config.per_step else self.config.pooling
         return RecurrentStream(self.rnn, batch_size, encode=encode, readout=self.head, pooling=pooling,

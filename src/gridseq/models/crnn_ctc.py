@@ -32,7 +32,7 @@ from gridseq.models.registry import register
 from gridseq.nn.recurrent import IMPLS, MODES, Recurrent
 from gridseq.nn.sequence import length_mask
 from gridseq.nn.stream import Stream, refuse_bidirectional
-from gridseq.shapes import check_sequence
+from gridseq.shapes import check_sequence, inputs_checked
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,11 @@ class CRNN(nn.Module):
         return frames, steps
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        x, lengths = check_sequence(x, lengths, features=self.config.input_size)
+        with inputs_checked():  # features, the masks and the Recurrent trust the checked input
+            return self._forward(x, lengths)
+
+    def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         frames, steps = self.features(x, lengths)
         h = self.drop(F.relu(self.project(frames)))  # (B, T', H)
         if steps is not None:

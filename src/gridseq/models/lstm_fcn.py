@@ -106,8 +106,9 @@ class LSTMFCN(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         x, lengths = shapes.check_sequence(x, lengths, features=self.config.input_size)
-        rnn = self.dropout(self._lstm_branch(x, lengths))  # (B, H)
-        conv = self._fcn_branch(x, lengths)  # (B, C)
+        with shapes.inputs_checked():  # the LSTM and the pooling trust the checked series
+            rnn = self.dropout(self._lstm_branch(x, lengths))  # (B, H)
+            conv = self._fcn_branch(x, lengths)  # (B, C)
         return self.classifier(torch.cat([rnn, conv], dim=1))  # (B, H + C) -> (B, K)
 
     def _lstm_branch(self, x: Tensor, lengths: Tensor | None) -> Tensor:

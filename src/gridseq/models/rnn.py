@@ -19,7 +19,7 @@ from gridseq.nn.cells import NONLINEARITIES
 from gridseq.nn.recurrent import IMPLS, MODES, Recurrent
 from gridseq.nn.sequence import final_features, length_mask, masked_max, masked_mean
 from gridseq.nn.stream import RecurrentStream
-from gridseq.shapes import check_sequence, check_tokens
+from gridseq.shapes import check_sequence, check_tokens, inputs_checked, unpadded
 
 POOLINGS = ("last", "mean", "max")
 
@@ -124,15 +124,22 @@ class RNNModel(nn.Module):
 
     def forward_features(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The encoder's summary: (B, D*H), or per step (B, T, D*H) with `per_step`."""
-        return self._encode(x, lengths, None)[0]
+        x, lengths = self._check(x, lengths)
+        with inputs_checked():
+            return self._encode(x, lengths, None)[0]
+
+    def _check(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        # the door: layout and values once; lengths become None when nothing is padded
+        if self.embedding is not None:
+            x, lengths = check_tokens(x, lengths, vocab_size=self.config.vocab_size)
+        else:
+            x, lengths = check_sequence(x, lengths, features=self.config.input_size)
+        return x, unpadded(lengths, x.shape[1])
 
     def _encode(self, x: Tensor, lengths: Tensor | None, state):
         # features and the encoder's final state (each sequence's state at its own last valid step)
         if self.embedding is not None:
-            x, lengths = check_tokens(x, lengths, vocab_size=self.config.vocab_size)
             x = self.embedding(x)  # (B, T, E)
-        else:
-            x, lengths = check_sequence(x, lengths, features=self.config.input_size)
         outputs, state = self.encoder(x, lengths, state)  # (B, T, D*H), zero at padded steps
         if self.config.per_step:
             return outputs, state
@@ -149,12 +156,14 @@ class RNNModel(nn.Module):
         for an LSTM, each (L*D, B, H)); with `return_state=True` the result is `(logits, state)` —
         what a stateful language model (truncated BPTT) and text generation use.
         """
-        features, state = self._encode(x, lengths, state)
-        logits = self.head(features)
-        if self.config.per_step and lengths is not None:
-            # padded steps carry no prediction; zero them so they are identical however a batch is padded
-            valid = length_mask(lengths, logits.shape[1], logits.device).unsqueeze(-1)  # (B, T, 1)
-            logits = logits.masked_fill(~valid, 0.0)
+        x, lengths = self._check(x, lengths)
+        with inputs_checked():  # the encoder and the sequence helpers trust what was checked here
+            features, state = self._encode(x, lengths, state)
+            logits = self.head(features)
+            if self.config.per_step and lengths is not None:
+                # padded steps carry no prediction; zero them so they are identical however a batch is padded
+                valid = length_mask(lengths, logits.shape[1], logits.device).unsqueeze(-1)  # (B, T, 1)
+                logits = logits.masked_fill(~valid, 0.0)
         return (logits, state) if return_state else logits
 
     def stream(self, batch_size: int = 1) -> RecurrentStream:

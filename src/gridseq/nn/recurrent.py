@@ -30,7 +30,7 @@ from gridseq._validation import check_choice, check_positive_int, check_probabil
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.nn.cells import NONLINEARITIES, elman_step, gru_step, lstm_step
 from gridseq.nn.sequence import length_mask
-from gridseq.shapes import check_sequence
+from gridseq.shapes import check_sequence, unpadded
 
 MODES = ("rnn", "lstm", "gru")
 IMPLS = ("auto", "fused", "reference")
@@ -39,6 +39,35 @@ _DIRECTIONS = ("forward", "backward")
 
 State = Tensor | tuple[Tensor, Tensor]  # h (L*D, B, H); for LSTM (h, c)
 Trace = dict[str, dict[str, Tensor]]  # "layer0/forward" -> {"i": (B, T, H), ...}
+
+
+# torch's private kernels, used by `fused_direction` only
+_KERNELS = {"gru": torch._VF.gru, "rnn_tanh": torch._VF.rnn_tanh, "rnn_relu": torch._VF.rnn_relu}
+
+
+def fused_direction(kernel: str, x: Tensor, h0: Tensor, weights: tuple[Tensor, ...], *, training: bool = False) -> Tensor:
+    """One layer and one direction of torch's fused Elman / GRU kernel over a batch-first input.
+
+    torch runs these kernels only through `nn.RNN` / `nn.GRU`, which take every layer and direction of
+    their own parameters over the same input; the padded path needs one direction at a time over an
+    input re-ordered within each sequence's length. This is the one place gridseq calls torch's private
+    `torch._VF` functions — those `nn.RNN.forward` / `nn.GRU.forward` call (torch/nn/modules/rnn.py),
+    with their argument order. The public route, `torch.func.functional_call` on a one-layer `nn.GRU`,
+    gives the same numbers about 4% slower (docs/PERFORMANCE.md); tests/nn/test_recurrent.py pins this
+    helper against `nn.GRU` / `nn.RNN`, so a torch upgrade that changes the signature fails there.
+
+    Args:
+        kernel: "gru", "rnn_tanh" or "rnn_relu".
+        x: (B, T, F) input.  h0: (1, B, H) initial state.
+        weights: (weight_ih, weight_hh, bias_ih, bias_hh) of that layer and direction.
+        training: dropout is applied between layers by the caller, so this only tells the kernel the mode.
+
+    Returns:
+        (B, T, H) outputs at every step.
+    """
+    # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+    out, _ = _KERNELS[kernel](x, h0, list(weights), True, 1, 0.0, training, False, True)
+    return out
 
 
 class Recurrent(nn.Module):
@@ -131,6 +160,11 @@ class Recurrent(nn.Module):
         self._impl = check_choice(value, "impl", IMPLS)
 
     @property
+    def kernel_name(self) -> str:
+        """The fused kernel of one layer and direction: "gru", "rnn_tanh" or "rnn_relu" (see `fused_direction`)."""
+        return "gru" if self.mode == "gru" else f"rnn_{self.nonlinearity}"
+
+    @property
     def num_directions(self) -> int:
         """D: 2 if bidirectional else 1."""
         return 2 if self.bidirectional else 1
@@ -157,8 +191,7 @@ class Recurrent(nn.Module):
         """
         x, lengths = check_sequence(x, lengths, features=self.input_size)
         state = self._check_state(state, x.shape[0])
-        if lengths is not None and bool((lengths == x.shape[1]).all()):
-            lengths = None  # nothing is padded: skip packing and masking
+        lengths = unpadded(lengths, x.shape[1])  # nothing padded: skip packing and masking
         if self.impl == "reference":
             outputs, final, _ = self._run_reference(x, lengths, state, record=False)
             return outputs, final
@@ -215,7 +248,6 @@ class Recurrent(nn.Module):
         # flip[b, t] = len_b - 1 - t inside the sequence, t in its padding: an involution
         flip = torch.where(steps < last.unsqueeze(1) + 1, last.unsqueeze(1) - steps, steps)  # (B, T)
         valid = (steps < last.unsqueeze(1) + 1).unsqueeze(-1)  # (B, T, 1)
-        kernel = {"gru": torch._VF.gru, "rnn": torch._VF.rnn_tanh if self.nonlinearity == "tanh" else torch._VF.rnn_relu}[self.mode]
         layer_input, finals = x, []
         for layer in range(self.num_layers):
             outs = []
@@ -224,7 +256,7 @@ class Recurrent(nn.Module):
                 index = flip.unsqueeze(-1).expand(-1, -1, layer_input.shape[-1])
                 src = layer_input.gather(1, index) if d else layer_input
                 h0 = state[k : k + 1] if state is not None else x.new_zeros(1, batch, self.hidden_size)
-                out, _ = kernel(src, h0, list(self._weights(layer, d)), True, 1, 0.0, self.training, False, True)
+                out = fused_direction(self.kernel_name, src, h0, self._weights(layer, d), training=self.training)
                 finals.append(out.gather(1, last.view(batch, 1, 1).expand(-1, 1, self.hidden_size)).squeeze(1))
                 if d:
                     out = out.gather(1, flip.unsqueeze(-1).expand(-1, -1, self.hidden_size))

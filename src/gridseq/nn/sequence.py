@@ -77,6 +77,8 @@ def last_valid(outputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         >>> last_valid(out, torch.tensor([1, 3])).flatten().tolist()
         [0.0, 5.0]
     """
+    if lengths is None and isinstance(outputs, Tensor) and outputs.dim() == 3:
+        return outputs[:, -1]  # every sequence has all T steps
     lengths = _checked(outputs, lengths, "last_valid")
     index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[2])  # (B, 1, H')
     return outputs.gather(1, index).squeeze(1)  # (B, H')

@@ -59,6 +59,7 @@ from gridseq.export.traceable import (  # noqa: F401  (public names, re-exported
     reverse_within,
     traceable,
 )
+from gridseq.models import registry
 from gridseq.models.captioner import Captioner
 
 _logger = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def export(source: str | os.PathLike | nn.Module, out: str | os.PathLike | None 
     example = spec.example()
     output_shape = _output_dims(model, spec)
     out.parent.mkdir(parents=True, exist_ok=True)
-    name = getattr(model, "gridseq_name", type(model).__name__)
+    name = registry.model_name(model)
     metadata = _metadata(model, metadata) | {"gridseq_inputs": json.dumps(spec.symbolic())}
     kept = spec.names
     with warnings.catch_warnings():
@@ -208,7 +209,7 @@ def _metadata(model: nn.Module, metadata: dict[str, str]) -> dict[str, str]:
     """The ONNX metadata every file gets: the gridseq version and the model's registry spec."""
     from gridseq import io
 
-    name = getattr(model, "gridseq_name", type(model).__name__)
+    name = registry.model_name(model)
     return {**metadata, "gridseq_model": json.dumps(io.model_spec(model)) if hasattr(model, "gridseq_name") else name,
             "gridseq_version": __import__("gridseq").__version__}
 
@@ -282,7 +283,7 @@ def _spec(model: nn.Module) -> _Spec:
     from gridseq.models.tcn import TCN
 
     c = getattr(model, "config", None)
-    name = getattr(model, "gridseq_name", type(model).__name__)
+    name = registry.model_name(model)
     if isinstance(model, Seq2Seq):
         raise ConfigError(f"{name} does not export to ONNX: its greedy and beam-search decoding are loops whose length and "
                           f"branches depend on the tokens produced (data-dependent control flow). Serve it with `gridseq serve`.")

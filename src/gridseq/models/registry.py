@@ -79,6 +79,11 @@ def register(
     return entry
 
 
+def model_name(model: nn.Module) -> str:
+    """The registered name `create()` gave `model` (e.g. "lstm"), or its class name for a plain nn.Module."""
+    return getattr(model, "gridseq_name", type(model).__name__)
+
+
 def names() -> list[str]:
     """All registered model names, sorted."""
     return sorted(_entries)

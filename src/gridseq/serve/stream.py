@@ -46,6 +46,7 @@ import torch
 from gridseq import tasks
 from gridseq.data.preprocessing import apply_preprocessing
 from gridseq.errors import ConfigError, DataError
+from gridseq.models import registry
 from gridseq.predict import Predictor, as_numbers
 
 
@@ -55,7 +56,7 @@ def streamable(predictor: Predictor) -> tuple[bool, str]:
 
     model, info, task = predictor.model, predictor.info, predictor.task
     record = info.preprocessing or {}
-    name = getattr(model, "gridseq_name", type(model).__name__)
+    name = registry.model_name(model)
     if "audio" in task.streams:
         if record.get("layout") != "audio":
             return False, f"model {name!r} transcribes images (lines of handwriting); use POST /predict with whole lines."

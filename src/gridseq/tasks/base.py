@@ -296,7 +296,7 @@ def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
     if wrong_topology or (model is not None and topology is not None and not task.fits(model)):
         from gridseq.models import registry  # here: the registry imports the tasks
 
-        model_name = getattr(model, "gridseq_name", type(model).__name__)
+        model_name = registry.model_name(model)
         suitable = ", ".join(registry.fitting(info)) or "none registered"
         why = (f"is {topology} (one output per {'step' if topology == 'many-to-many' else 'item'}), but task "
                f"{task.name!r} on dataset {info.name!r} needs {_a(task.topologies[0])} {' or '.join(task.topologies)} model"

@@ -130,7 +130,9 @@ class LMTask(Task):
     @staticmethod
     def _check_stateful(inner: nn.Module) -> None:
         if not {"state", "return_state"} <= set(inspect.signature(inner.forward).parameters):
-            name = getattr(inner, "gridseq_name", type(inner).__name__)
+            from gridseq.models import registry
+
+            name = registry.model_name(inner)
             raise ConfigError(
                 f"language modelling carries the hidden state across chunks, so the model's forward must accept "
                 f"state= and return_state=True; {name!r} does not. Use rnn, lstm or gru (per-step)."

@@ -100,18 +100,25 @@ def test_best_epochs_is_the_argmax_of_the_mean_curve(tiny):
     for k, history in enumerate(cv.histories):  # the curve is each fold's val (= held-out) accuracy per epoch
         assert [r["val_accuracy"] for r in history] == cv.curves[k]
     assert np.allclose(cv.mean_curve, curves.mean(0))
-    assert cv.best_epochs == int(np.argmax(curves.mean(0))) + 1
+    tied = np.flatnonzero(np.isclose(curves.mean(0), curves.mean(0).max()))
+    losses = np.array([[r["val_loss"] for r in h] for h in cv.histories]).mean(0)
+    assert np.allclose(cv.mean_loss_curve, losses)
+    assert cv.best_epochs == tied[np.argmin(losses[tied])] + 1  # the argmax; among ties the lowest mean loss
     assert cv.scores == curves[:, cv.best_epochs - 1].tolist()
     assert cv.mean == pytest.approx(cv.mean_curve[cv.best_epochs - 1]) and cv.std == pytest.approx(curves[:, cv.best_epochs - 1].std())
     record = cv.to_json()
     assert json.loads(json.dumps(record))["best_epochs"] == cv.best_epochs and record["curves"] == cv.curves
 
 
-def test_best_epoch_count_ties_go_to_the_fewest_epochs():
+def test_best_epoch_count_breaks_ties_by_loss_then_fewest_epochs():
     assert best_epoch_count([0.5, 0.9, 0.7, 0.9], True) == 2
     assert best_epoch_count([0.3, 0.1, 0.1, 0.2], False) == 2  # lower is better (loss, mae)
     assert best_epoch_count([float("nan"), 0.4, 0.4], True) == 2
     assert best_epoch_count([float("nan")] * 2, True) == 1
+    # ties on the primary metric: the lowest mean held-out loss, then the fewest epochs
+    assert best_epoch_count([0.5, 0.9, 0.7, 0.9], True, tie_break=[0.8, 0.3, 0.1, 0.2]) == 4
+    assert best_epoch_count([0.5, 0.9, 0.7, 0.9], True, tie_break=[0.8, 0.2, 0.1, 0.2]) == 2
+    assert best_epoch_count([0.9, 0.5], True, tie_break=[0.5, 0.1]) == 1  # the loss only breaks ties
 
 
 def test_callbacks_hear_each_fold_in_order_with_the_running_mean(tiny):

@@ -100,7 +100,8 @@ class CVResult:
         curves: per fold, the held-out primary metric after each epoch.
         mean_curve: per epoch, the mean of `curves` over folds (as long as the shortest curve, when a
             fold stopped early).
-        best_epochs: the epoch count whose mean held-out score is best (ties: the fewest epochs).
+        best_epochs: the epoch count whose mean held-out score is best; ties (common: accuracy on a few
+            dozen items is coarse) go to the lowest mean held-out loss, then to the fewest epochs.
         scores: per fold, the held-out primary metric after `best_epochs` epochs.
         mean: mean of `scores` (= mean_curve[best_epochs - 1]).
         std: population standard deviation of `scores` (ddof=0).
@@ -109,6 +110,7 @@ class CVResult:
         stratified: whether the folds were stratified by label.
         seconds: wall time of all folds.
         histories: each fold's `FitResult.history` (train_*/val_* per epoch; val = the held-out fold).
+        mean_loss_curve: per epoch, the mean held-out loss over folds (the tie-break).
     """
 
     folds: int
@@ -126,6 +128,7 @@ class CVResult:
     stratified: bool
     seconds: float
     histories: list[list[dict[str, Any]]] = field(default_factory=list)
+    mean_loss_curve: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The short record a refitted run's config.json keeps under "cv"."""
@@ -135,7 +138,7 @@ class CVResult:
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-able (what `gridseq train --cv` writes as cv.json)."""
         return {**self.summary(), "higher_is_better": self.higher_is_better, "stratified": self.stratified,
-                "fold_sizes": self.fold_sizes, "mean_curve": self.mean_curve, "curves": self.curves,
+                "fold_sizes": self.fold_sizes, "mean_curve": self.mean_curve, "mean_loss_curve": self.mean_loss_curve, "curves": self.curves,
                 "seconds": self.seconds, "histories": self.histories}
 
 
@@ -207,18 +210,27 @@ def _check_folds(folds: Any, n: int) -> int:
     return folds
 
 
-def best_epoch_count(mean_curve: list[float], higher_is_better: bool) -> int:
-    """The 1-based epoch whose value is best (ties and NaN: the fewest epochs; all NaN: 1).
+def best_epoch_count(mean_curve: list[float], higher_is_better: bool, tie_break: list[float] | None = None) -> int:
+    """The 1-based epoch whose value is best; ties go to the lowest `tie_break` value (the mean held-out
+    loss), then to the fewest epochs. NaN never wins; all NaN: 1.
 
     Example:
         >>> best_epoch_count([0.5, 0.9, 0.9, 0.7], True)
         2
+        >>> best_epoch_count([0.5, 0.9, 0.9, 0.7], True, tie_break=[0.9, 0.4, 0.3, 0.5])
+        3
     """
     values = np.asarray(mean_curve, dtype=float)
     if len(values) == 0 or np.isnan(values).all():
         return 1
     filled = np.where(np.isnan(values), -np.inf if higher_is_better else np.inf, values)
-    return int(np.argmax(filled) if higher_is_better else np.argmin(filled)) + 1  # argmax/argmin: the first on ties
+    best = filled.max() if higher_is_better else filled.min()
+    tied = np.flatnonzero(filled == best)  # ascending: the fewest epochs first
+    if tie_break is not None and len(tied) > 1:
+        loss = np.asarray(tie_break, dtype=float)[tied]
+        if not np.isnan(loss).all():
+            return int(tied[np.nanargmin(loss)]) + 1  # nanargmin: the first (fewest epochs) on equal losses
+    return int(tied[0]) + 1
 
 
 def cross_validate(
@@ -301,12 +313,14 @@ def cross_validate(
 
     span = min(len(c) for c in curves)
     mean_curve = [float(np.mean([c[e] for c in curves])) for e in range(span)]
-    best = best_epoch_count(mean_curve, higher)
+    # a few dozen held-out items make accuracy coarse: many epochs tie, and the mean held-out loss tells them apart
+    mean_loss = [float(np.mean([h[e].get("val_loss", math.nan) for h in histories])) for e in range(span)]
+    best = best_epoch_count(mean_curve, higher, tie_break=None if primary == "loss" else mean_loss)
     scores = [c[best - 1] for c in curves] if span else [math.nan] * k
     return CVResult(folds=k, seed=seed, primary=primary, higher_is_better=higher, curves=curves, mean_curve=mean_curve,
                     best_epochs=best, scores=scores, mean=float(np.mean(scores)), std=float(np.std(scores)),
                     fold_sizes=sizes, items=len(pool), stratified=stratified,
-                    seconds=time.perf_counter() - started, histories=histories)
+                    seconds=time.perf_counter() - started, histories=histories, mean_loss_curve=mean_loss)
 
 
 def refit(

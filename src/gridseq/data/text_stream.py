@@ -281,7 +281,7 @@ def _token_dataset(name, splits, vocab, record, *, task: str, num_classes: int, 
     longest = max(s.width for s in splits.values())
     info = DatasetInfo(
         name=name, kind="tokens", input_shape=(longest,), num_classes=num_classes, class_names=class_names,
-        variable_length=task != "lm", task=task, vocab_size=len(vocab), preprocessing=record,
+        variable_length=True, task=task, vocab_size=len(vocab), preprocessing=record,  # texts and pairs have lengths
     )
     return Dataset(info, splits["train"], splits["val"], splits["test"])
 

@@ -5,7 +5,7 @@
 
 Every ratio compares cases measured side by side in this run (interleaved repetitions, warm-up,
 median); see benchmarks/timing.py. `--only` keeps the benchmarks whose name contains NAME
-(e.g. `overhead`, `overhead/cnn-image`, `varlen`). The Keras comparison runs in this interpreter
+(e.g. `overhead`, `overhead/cnn-image`, `varlen`, `latency`). The Keras comparison runs in this interpreter
 when `keras` imports, or in `--keras-python` (an interpreter with keras + tensorflow + torch +
 gridseq), and is skipped with a note otherwise.
 """
@@ -28,13 +28,13 @@ import torch  # noqa: E402
 
 from benchmarks import timing  # noqa: E402
 
-GROUPS = ("overhead", "reference-vs-fused", "varlen", "stream", "scaling", "ceiling", "keras")
+GROUPS = ("overhead", "latency", "reference-vs-fused", "varlen", "stream", "scaling", "ceiling", "keras")
 
 
 def _modules():
-    from benchmarks import ceiling, keras_bench, overhead, recurrent, scaling, stream, varlen
+    from benchmarks import ceiling, keras_bench, latency, overhead, recurrent, scaling, stream, varlen
 
-    return {"overhead": overhead, "reference-vs-fused": recurrent, "varlen": varlen, "stream": stream,
+    return {"overhead": overhead, "latency": latency, "reference-vs-fused": recurrent, "varlen": varlen, "stream": stream,
             "scaling": scaling, "ceiling": ceiling, "keras": keras_bench}
 
 

@@ -53,8 +53,9 @@ def fused_direction(kernel: str, x: Tensor, h0: Tensor, weights: tuple[Tensor, .
     input re-ordered within each sequence's length. This is the one place gridseq calls torch's private
     `torch._VF` functions — those `nn.RNN.forward` / `nn.GRU.forward` call (torch/nn/modules/rnn.py),
     with their argument order. The public route, `torch.func.functional_call` on a one-layer `nn.GRU`,
-    gives the same numbers about 4% slower (docs/PERFORMANCE.md); tests/nn/test_recurrent.py pins this
-    helper against `nn.GRU` / `nn.RNN`, so a torch upgrade that changes the signature fails there.
+    gives the same numbers but ~1.2x slower per call at batch 1 (benchmarks/fused_direction.py,
+    docs/PERFORMANCE.md); tests/test_checked_once.py pins this helper against `nn.GRU` / `nn.RNN`, so a
+    torch upgrade that changes the signature fails there.
 
     Args:
         kernel: "gru", "rnn_tanh" or "rnn_relu".

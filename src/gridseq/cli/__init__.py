@@ -1,9 +1,10 @@
-"""The `gridseq` command: list datasets and models, train, evaluate, predict, forecast, generate,
+"""The `gridseq` command: list datasets and models, train, tune, evaluate, predict, forecast, generate,
 compare, inspect, sample, serve and export.
 
     gridseq datasets
     gridseq models
     gridseq train digits --model cnn
+    gridseq tune mnist1d --model gru --trials 30 --timeout 1200
     gridseq evaluate runs/digits-cnn-s0 --split test
     gridseq predict runs/digits-cnn-s0 some.png --top-k 3
     gridseq forecast runs/sunspots-lstm-s0 --horizon 22 --plot forecast.png

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from gridseq import __version__
 from gridseq._atomic import describe, is_user_fixable
 from gridseq._validation import did_you_mean
-from gridseq.cli import compare, datasets, evaluate, export, forecast, generate, inspect, models, predict, sample, serve, train
+from gridseq.cli import compare, datasets, evaluate, export, forecast, generate, inspect, models, predict, sample, serve, train, tune
 from gridseq.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Parser, UsageError
 from gridseq.cli.overrides import split_overrides
 from gridseq.errors import GridseqError, Interrupted, Terminated
@@ -26,7 +26,7 @@ from gridseq.errors import GridseqError, Interrupted, Terminated
 _logger = logging.getLogger(__name__)
 
 # the commands in the order `gridseq --help` lists them
-COMMANDS = (datasets, models, train, evaluate, predict, forecast, compare, generate, serve, export, inspect, sample)
+COMMANDS = (datasets, models, train, tune, evaluate, predict, forecast, compare, generate, serve, export, inspect, sample)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="log more (-v info, -vv debug)")
 
     parser = Parser(prog="gridseq", parents=[verbosity],
-                    description="CNNs, RNNs and CNN→RNN hybrids on PyTorch: train, evaluate, predict, generate, compare, inspect, serve and export from the command line.",
+                    description="CNNs, RNNs and CNN→RNN hybrids on PyTorch: train, tune, evaluate, predict, generate, compare, inspect, serve and export from the command line.",
                     epilog="Exit codes: 0 ok, 2 usage or input error, 130 interrupted by Ctrl-C, 143 stopped by SIGTERM (training: both checkpointed, continue with --resume), 1 internal error (a bug).")
     parser.add_argument("--version", action="version", version=f"gridseq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)

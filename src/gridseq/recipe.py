@@ -12,6 +12,7 @@ exactly the splits and view that `gridseq train` with the same settings sees.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def load_for_model(dataset: str, model: str, *, seed: int = 0, view: str | None 
         view = "sequence"  # user images for a recurrent model: read each image as a sequence of rows
         _logger.info("model %r does not take images: loading %s with view='sequence'", entry.name, dataset)
         data = datasets.load(ref, seed=seed, view=view, **options)
-    spec = {"name": ref, "seed": seed, "view": view, "options": _jsonable(options)}
+    spec = {"name": ref, "seed": seed, "view": view, "options": jsonable(options)}
     return data, spec, user_reader(ref, data.info)
 
 
@@ -99,5 +100,12 @@ def user_reader(ref: str, info) -> str | None:
     return (info.preprocessing or {}).get("source")
 
 
-def _jsonable(options: dict) -> dict:
+def jsonable(options: dict) -> dict:
+    """`options` with tuples as lists, as JSON holds them."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+
+
+def run_name(dataset: str) -> str:
+    """A folder name for runs on `dataset`: a built-in's name, a path's stem ("ucr/gunpoint" -> "gunpoint")."""
+    stem = Path(dataset.rstrip("/\\")).stem if is_pathlike(dataset) else dataset
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "data"

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import logging
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from gridseq import recipe
 from gridseq.cli.common import EXIT_OK, console, image_size, non_negative_float, non_negative_int, positive_float, positive_int, print_metrics
 from gridseq.cli.overrides import resolve
 from gridseq.errors import ConfigError
@@ -118,7 +118,7 @@ def cmd_train(args, raw_overrides: dict[str, str]) -> int:
 
 
 def _train(args, raw_overrides: dict[str, str]) -> int:
-    from gridseq import datasets, defaults, models, train
+    from gridseq import defaults, models, train
     from gridseq.train import distributed
 
     _check_cv_flags(args)
@@ -133,17 +133,10 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
     options.update(overrides["data"])
     run_dir = _shared_run_dir(args, entry.name)
 
-    dataset_ref = _dataset_ref(args.dataset)
-    view = args.view or _builtin_view(args.dataset, entry)
-    data = datasets.load(dataset_ref, seed=args.seed, view=view, **options)
-    if view is None and data.info.kind == "image" and data.info.kind not in entry.kinds and "sequence" in entry.kinds:
-        view = "sequence"  # user images for a recurrent model: read each image as a sequence of rows
-        _logger.info("model %r does not take images: loading %s with view='sequence'", entry.name, args.dataset)
-        data = datasets.load(dataset_ref, seed=args.seed, view=view, **options)
-    table = defaults.lookup(args.dataset, entry.name, reader=_user_reader(dataset_ref, data.info))
+    data, spec, reader = recipe.load_for_model(args.dataset, entry.name, seed=args.seed, view=args.view, options=options)
+    table = defaults.lookup(args.dataset, entry.name, reader=reader)
     train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
     model_kw = {**{k: v for k, v in table["model"].items() if k in _fields(entry)}, **model_kw}
-    spec = {"name": dataset_ref, "seed": args.seed, "view": view, "options": _jsonable(options)}
     if args.cv:
         return _cross_validate(args, entry, data, model_kw, train_kw, run_dir, spec)
     train.seed_everything(args.seed)  # the initial weights are part of what --seed reproduces
@@ -186,8 +179,8 @@ def _cross_validate(args, entry, data, model_kw: dict, train_kw: dict, run_dir: 
 
     cv = train.cross_validate(build, data, folds=args.cv, seed=args.seed, progress=args.progress, **train_kw)
     ensure_dir(run_dir)
-    atomic_write_json(run_dir / "cv.json", {"dataset": spec["name"], "model": entry.name, "model_settings": _jsonable(model_kw),
-                                            "train": _jsonable(train_kw), **cv.to_json()})
+    atomic_write_json(run_dir / "cv.json", {"dataset": spec["name"], "model": entry.name, "model_settings": recipe.jsonable(model_kw),
+                                            "train": recipe.jsonable(train_kw), **cv.to_json()})
     out = console()
     out.print(f"{args.cv}-fold cross-validation ({entry.name} on {args.dataset}, {cv.items} training items; "
               f"held-out {cv.primary} after {_epochs(cv.best_epochs)}):", highlight=False, markup=False, soft_wrap=True)
@@ -233,61 +226,11 @@ def _model_settings(args, entry, dotted: dict[str, Any]) -> dict[str, Any]:
     return {**settings, **dotted}
 
 
-def _builtin_view(dataset: str, entry) -> str | None:
-    """The view of a built-in dataset that `entry`'s model takes (None: its natural kind, or not a built-in).
-
-    Decided from the catalog's static metadata, so a model that cannot take the data fails before
-    anything is generated or read.
-    """
-    from gridseq import datasets, models
-
-    record = next((r for r in datasets.describe() if r["name"] == dataset.lower() and not _is_pathlike(dataset)), None)
-    if record is None or record["kind"] in entry.kinds:
-        return None
-    views = record.get("views") or [record["kind"]]
-    usable = [v for v in views if v in entry.kinds]
-    if not usable:
-        fitting = [n for n in models.names() if set(models.entry(n).kinds) & set(views)]
-        raise ConfigError(f"model {entry.name!r} takes {' or '.join(entry.kinds)} data, but dataset {record['name']!r} is "
-                          f"{' or '.join(views)} data; models for it: {', '.join(fitting)}.")
-    _logger.info("model %r does not take %s data: loading %s with view=%r", entry.name, record["kind"], record["name"], usable[0])
-    return usable[0]
-
-
-def _is_pathlike(name: str) -> bool:
-    return "/" in name or "\\" in name or Path(name).suffix != ""
-
-
-def _dataset_ref(name: str) -> str:
-    """Built-in names stay names (a built-in wins over a folder of the same name, as in datasets.load);
-    existing paths become absolute so evaluate and predict work from any folder."""
-    from gridseq import datasets
-
-    if not _is_pathlike(name) and name.lower() in datasets.names():
-        return name
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else name
-
-
-def _user_reader(dataset_ref: str, info) -> str | None:
-    """The reader that loaded user files (their defaults are "<reader>" entries), None for a built-in."""
-    from gridseq import datasets
-
-    if dataset_ref.lower() in datasets.names():
-        return None
-    return (info.preprocessing or {}).get("source")
-
-
-def _run_name(dataset: str) -> str:
-    stem = Path(dataset.rstrip("/\\")).stem if _is_pathlike(dataset) else dataset
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "data"
-
-
 def _prepare_run_dir(args, model_name: str) -> Path:
     """The run directory; refuses to replace an existing run unless --resume or --overwrite."""
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --run-dir and --overwrite replaces it; give one of them.")
-    run_dir = Path(args.run_dir or Path("runs") / f"{_run_name(args.dataset)}-{model_name}-s{args.seed}")
+    run_dir = Path(args.run_dir or Path("runs") / f"{recipe.run_name(args.dataset)}-{model_name}-s{args.seed}")
     if args.resume or not run_dir.exists() or not any(run_dir.iterdir()):
         return run_dir
     is_run = any((run_dir / f).exists() for f in _RUN_FILES) or any(run_dir.glob("checkpoint*"))
@@ -309,7 +252,3 @@ def _shared_run_dir(args, model_name: str) -> Path:
     from gridseq.train import distributed
 
     return distributed.on_main(lambda: _prepare_run_dir(args, model_name))
-
-
-def _jsonable(options: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}

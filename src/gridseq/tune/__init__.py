@@ -22,7 +22,6 @@ import dataclasses
 import inspect
 import logging
 import os
-import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -124,11 +123,11 @@ def tune(dataset: str, model: str, *, trials: int = 20, timeout: float | None = 
     Raises:
         ConfigError: a bad argument, an unknown setting in the space or settings, or no finished trial.
     """
-    from gridseq import models
+    from gridseq import models, recipe
 
     _check(trials=trials, timeout=timeout, jobs=jobs, threads=threads, cv=cv)
     entry = models.entry(model)
-    name = _slug(dataset)
+    name = recipe.run_name(dataset)
     out = Path(out if out is not None else Path("tune") / f"{name}-{entry.name}-s{seed}")
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     train_keys = _train_keys()
@@ -198,13 +197,6 @@ def _check(*, trials, timeout, jobs, threads, cv) -> None:
         check_positive_int(threads, "threads")
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}.")
-
-
-def _slug(dataset: str) -> str:
-    from gridseq.recipe import is_pathlike
-
-    stem = Path(dataset.rstrip("/\\")).stem if is_pathlike(dataset) and not dataset.startswith("ucr/") else dataset
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "data"
 
 
 def _train_keys() -> set[str]:

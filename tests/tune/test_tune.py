@@ -261,3 +261,38 @@ def test_cross_validated_trials_and_their_refit(series, tmp_path):
     assert again.mean == pytest.approx(result.value, abs=1e-9) and again.best_epochs == result.epochs
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["train"]["epochs"] == result.epochs and set(result.test) >= {"accuracy"}
+
+
+def _best(folder: Path, **changes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    best = {"dataset": "digits", "model": "mlp", "value": 0.9, "params": {"train.lr": 0.0042, "model.hidden": [48]}, **changes}
+    (folder / "best.json").write_text(json.dumps(best))
+    return folder
+
+
+def test_compare_takes_tuned_settings(tmp_path):
+    from gridseq.compare import plan
+
+    specs = plan.parse_models("mlp,cnn", dataset="digits", kind="image", task="classify")
+    tuned = plan.apply_tuned(specs, [_best(tmp_path / "t")], "digits")
+    train_kw, model_kw = plan.resolve_settings("digits", tuned[0], plan.Budget(epochs=3))
+    assert train_kw["lr"] == 0.0042 and train_kw["epochs"] == 3 and model_kw["hidden"] == (48,)
+    assert plan.resolve_settings("digits", tuned[1], plan.Budget())[0].get("lr") is None  # cnn keeps its defaults
+    with pytest.raises(ConfigError, match="tuned on 'mnist1d'"):
+        plan.apply_tuned(specs, {"mlp": _best(tmp_path / "m", dataset="mnist1d")}, "digits")
+    with pytest.raises(ConfigError, match="tuned for model 'mlp', not 'cnn'"):
+        plan.apply_tuned(specs, {"cnn": tmp_path / "t"}, "digits")
+    with pytest.raises(ConfigError, match="not a `gridseq tune` result"):
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / "best.json").write_text("{}")
+        plan.apply_tuned(specs, [tmp_path / "bad"], "digits")
+
+
+def test_compare_cli_trains_with_tuned_settings(series, tmp_path):
+    folder = _best(tmp_path / "t", dataset=os.fspath(series))
+    out = tmp_path / "report"
+    assert main(["compare", os.fspath(series), "--models", "mlp", "--seeds", "1", "--epochs", "1", "--no-timing", "--no-plots",
+                 "--tuned", f"mlp={folder}", "--out", os.fspath(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    text = json.dumps(report)
+    assert '"lr": 0.0042' in text and '"hidden": [48]' in text.replace("[\n", "[")

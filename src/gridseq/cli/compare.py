@@ -80,6 +80,9 @@ def register(sub, parents) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                    help="train N (model, seed) runs at once in separate processes, each with --threads "
                         "(default: cores / N); timings are still taken one model at a time (default: 1)")
+    p.add_argument("--tuned", action="append", metavar="[LABEL=]DIR",
+                   help="train LABEL with the settings `gridseq tune` found (DIR holds its best.json; without LABEL, the "
+                        "model it was tuned for); repeat per model — the others keep their defaults")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show progress (default: a bar on a terminal, one line per finished run otherwise)")
     p.add_argument("--json", action="store_true", help="print report.json to stdout instead of the tables")
@@ -99,6 +102,18 @@ def _out_dir(args) -> Path:
     return ensure_dir(out)  # an --out that cannot be created fails now, not after the training
 
 
+def _tuned(values: list[str] | None) -> dict[str, str] | list[str] | None:
+    """--tuned LABEL=DIR / --tuned DIR, repeated: a mapping when every one names its label, else the folders."""
+    if not values:
+        return None
+    labelled = [v.partition("=") for v in values]
+    if all(sep for _, sep, _ in labelled):
+        return {label: where for label, _, where in labelled}
+    if any(sep for _, sep, _ in labelled):
+        raise ConfigError("--tuned: give LABEL=DIR for every model or for none (then each DIR's best.json names its model).")
+    return list(values)
+
+
 def cmd_compare(args) -> int:
     from gridseq import compare as compare_mod
 
@@ -108,7 +123,7 @@ def cmd_compare(args) -> int:
     report = compare_mod.compare(
         args.dataset, args.models, seeds=args.seeds, epochs=args.epochs, budget_seconds=args.budget_seconds,
         lengths=args.lengths, out=out, plots=not args.no_plots, measure=not args.no_timing, device=args.device,
-        threads=args.threads, progress=args.progress, jobs=args.jobs,
+        threads=args.threads, progress=args.progress, jobs=args.jobs, tuned=_tuned(args.tuned),
     )
     if args.json:
         print_json(report.data)

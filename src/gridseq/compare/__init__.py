@@ -43,6 +43,7 @@ def compare(
     threads: int | None = None,
     progress: bool | None = None,
     jobs: int = 1,
+    tuned: dict[str, str | os.PathLike] | list[str | os.PathLike] | None = None,
     **data_options: Any,
 ) -> CompareReport:
     """Train and measure several models on one dataset under one budget; return the report.
@@ -67,6 +68,9 @@ def compare(
         progress: None = automatic (a bar on a terminal, a line per finished run otherwise), False = silent.
         jobs: train this many (model, seed) runs at once, in separate processes, each with `threads`
             (default: cores // jobs); timings are still taken one model at a time. Default: 1.
+        tuned: `gridseq tune` results to train with instead of the defaults, so a comparison is fair when
+            defaults are not: {label: output folder} or a list of folders (matched by the model each was
+            tuned for; each must be tuned on this dataset). Default: None.
         **data_options: dataset options, as `gridseq.datasets.load` takes them.
 
     Returns:
@@ -94,7 +98,7 @@ def compare(
     if lengths:
         options["length"] = lengths[0]
     probe = datasets.load(name, seed=seed_list[0], **options)  # the kind and task pick the default models
-    specs = plan.parse_models(models, dataset=name, kind=probe.info.kind, task=probe.info.task)
+    specs = plan.apply_tuned(plan.parse_models(models, dataset=name, kind=probe.info.kind, task=probe.info.task), tuned, name)
     raw = harness.run(name, specs, seeds=seed_list, budget=budget, lengths=lengths, data_options=dict(data_options),
                       device=device, progress=progress, measure_speed=measure,
                       threads=None if threads is None else check_positive_int(threads, "threads"),

@@ -30,12 +30,15 @@ class ModelSpec:
         overrides: model config fields set on top of the defaults, e.g. {"bidirectional": True}.
         family: "baseline" (no spatial or temporal prior), "convolutional", "recurrent" or "hybrid";
             the claims card compares families. Default: from the registered model.
+        tuned: dotted settings found by `gridseq tune` ({"train.lr": ..., "model.hidden_size": ...}),
+            applied over the defaults table (an `epochs` budget and `overrides` still win). Default: none.
     """
 
     label: str
     model: str
     overrides: dict[str, Any] = field(default_factory=dict)
     family: str | None = None
+    tuned: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.family is None:
@@ -212,11 +215,13 @@ def resolve_settings(dataset: str, spec: ModelSpec, budget: Budget, task: str | 
     from gridseq import models
 
     table = defaults.lookup(DEFAULTS_OF.get(dataset.lower(), dataset), spec.model)
-    train = {**table["train"], **PROBE_TRAIN.get(dataset.lower(), {})}
+    tuned_train = {k.split(".", 1)[1]: v for k, v in spec.tuned.items() if k.startswith("train.")}
+    tuned_model = {k.split(".", 1)[1]: tuple(v) if isinstance(v, list) else v for k, v in spec.tuned.items() if k.startswith("model.")}
+    train = {**table["train"], **PROBE_TRAIN.get(dataset.lower(), {}), **tuned_train}
     if budget.epochs is not None:
         train["epochs"] = budget.epochs
     fields = {f.name for f in dataclasses.fields(models.entry(spec.model).config_cls)}
-    model_kw = {k: v for k, v in table["model"].items() if k in fields}
+    model_kw = {**{k: v for k, v in table["model"].items() if k in fields}, **tuned_model}
     if _step_labels(task):
         model_kw.update(PER_STEP_OVERRIDES.get(spec.model, {}))
     unknown = [k for k in spec.overrides if k not in fields]
@@ -224,3 +229,37 @@ def resolve_settings(dataset: str, spec: ModelSpec, budget: Budget, task: str | 
         raise ConfigError(f"{spec.label}: unknown argument {unknown[0]!r} for model {spec.model!r}.{did_you_mean(unknown[0], fields)}")
     model_kw.update(spec.overrides)
     return train, model_kw
+
+
+def apply_tuned(specs: list[ModelSpec], tuned: dict[str, Any] | list | None, dataset: str) -> list[ModelSpec]:
+    """`specs` with the settings of `gridseq tune` results: `tuned` maps a label to a tune output folder
+    (or its best.json); a list of folders is matched to labels by the model each was tuned for.
+
+    Raises:
+        ConfigError: an unreadable best.json, one tuned for another model or dataset, or a label not compared.
+    """
+    from gridseq import recipe
+    from gridseq.tune.report import read_best
+
+    if not tuned:
+        return specs
+    pairs = list(tuned.items()) if isinstance(tuned, dict) else [(None, where) for where in tuned]
+    by_label = {s.label: s for s in specs}
+    out = dict(by_label)
+    for label, where in pairs:
+        best = read_best(where)
+        label = label or best["model"]
+        spec = by_label.get(label)
+        if spec is None:
+            raise ConfigError(f"tuned settings for {label!r} ({where}), but the comparison has no such model; models: "
+                              f"{', '.join(by_label)}. Name it with --models, or give LABEL=DIR.")
+        if best["model"] != spec.model:
+            raise ConfigError(f"{where} was tuned for model {best['model']!r}, not {spec.model!r} ({label}).")
+        if recipe.dataset_ref(str(best["dataset"])).lower() != recipe.dataset_ref(str(dataset)).lower():
+            raise ConfigError(f"{where} was tuned on {best['dataset']!r}, not {dataset!r}: settings chosen on one dataset's "
+                              f"validation split say nothing about another's.")
+        params = dict(best["params"])
+        if best.get("cv") and best.get("epochs"):
+            params["train.epochs"] = best["epochs"]  # the epoch count cross-validation chose
+        out[label] = dataclasses.replace(spec, tuned=params)
+    return [out[s.label] for s in specs]

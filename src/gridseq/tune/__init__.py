@@ -47,6 +47,8 @@ class TuneResult:
     """What `tune` returns (and `OUT/best.json` holds).
 
     Attributes:
+        dataset: the dataset tuned on (as given).
+        model: the registered model name.
         value: the best validation score (the task's primary metric).
         metric: its name, e.g. "accuracy".
         direction: "maximize" or "minimize".
@@ -63,6 +65,8 @@ class TuneResult:
         run_dir: its run directory (None otherwise).
     """
 
+    dataset: str
+    model: str
     value: float
     metric: str
     direction: str
@@ -264,7 +268,7 @@ def _result(study, plan: Plan, task, out: Path) -> TuneResult:
                           f"see {out / 'trials.json'} for their errors, then give more --trials or a longer --timeout.")
     best = study.best_trial
     params = {**plan.fixed, **spaces.decode_params(best.params)}
-    return TuneResult(value=float(best.value), metric=task.primary, direction=study.direction.name.lower(), params=params,
+    return TuneResult(dataset=plan.dataset, model=plan.model, value=float(best.value), metric=task.primary, direction=study.direction.name.lower(), params=params,
                       command=train_command(plan, params), best_trial=best.number, epochs=best.user_attrs.get("epochs"),
                       cv=plan.cv, trials=c, out=out,
                       top=report.top(study, 10))

@@ -136,6 +136,28 @@ def train_best(result, plan, out: Path):
     return result
 
 
+def read_best(where) -> dict[str, Any]:
+    """The best.json of a `gridseq tune` output folder (or the file itself), checked.
+
+    Raises:
+        ConfigError: missing, unreadable, or not a tune result.
+    """
+    import os
+
+    path = Path(where)
+    path = path / "best.json" if path.is_dir() else path
+    try:
+        best = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read {os.fspath(path)}: {e.strerror or e}; give a `gridseq tune` output folder (it holds best.json).") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{os.fspath(path)} is not valid JSON ({e.msg}); it should be the best.json `gridseq tune` wrote.") from None
+    missing = [k for k in ("params", "model", "dataset", "value") if not isinstance(best, dict) or k not in best]
+    if missing:
+        raise ConfigError(f"{os.fspath(path)} is not a `gridseq tune` result (no {', '.join(missing)}).")
+    return best
+
+
 def short(value) -> str:
     """A setting's value for tables and progress lines: floats to 3 digits, channel lists as 32-64."""
     if isinstance(value, float):

@@ -52,6 +52,7 @@ FRONT_END: dict[str, Any] = {
     "normalize": "utterance",  # per mel band mean 0, whole-utterance std 1; or "none"
 }
 MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE = 1e12  # largest |sample| of a waveform: (1e12 x a window of samples)^2 stays within float32
 
 
 def front_end_record(**overrides) -> dict[str, Any]:
@@ -128,9 +129,13 @@ def log_mel(waveform, rec: dict[str, Any]) -> np.ndarray:
         waveform: (S,) samples, any scale (the per-utterance normalisation removes the level).
         rec: the front-end record (`front_end_record`).
     Raises:
-        DataError: an empty or non-finite waveform.
+        DataError: an empty or non-finite waveform, or one with samples beyond ±`MAX_SAMPLE`.
     """
-    x = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
+    raw = np.asarray(waveform, dtype=np.float64)
+    if raw.size and np.isfinite(raw).all() and np.abs(raw).max() > MAX_SAMPLE:
+        raise DataError(f"the waveform holds a sample of {np.abs(raw).max():.3g}; samples must lie within "
+                        f"±{MAX_SAMPLE:.0e} (WAV audio is in [-1, 1]; beyond that the spectrum overflows float32).")
+    x = torch.as_tensor(raw.astype(np.float32))
     if x.dim() != 1 or x.numel() == 0:
         raise DataError(f"expected a mono waveform of shape (S,) with S >= 1 samples, got shape {tuple(x.shape)}.")
     if not bool(torch.isfinite(x).all()):

@@ -56,7 +56,8 @@ class PredictRequest(BaseModel):
     inputs: list[Input] = Field(min_length=1, description=(
         "images: nested arrays (C, H, W) / (H, W) / (H, W, C) in the dataset's raw units, or base64 PNG/JPEG "
         "strings; sequences: (T, F) or (T,) arrays; text: strings; forecasting: histories (N, F) or (N,)"))
-    lengths: list[Annotated[int, Strict()]] | None = Field(None, description="sequences: valid steps of each input (the rest is padding)")
+    lengths: list[Annotated[int, Strict()]] | None = Field(None, description=(
+        "sequences, the older form: valid steps of each input (the rest is padding); or send each sequence cut to its valid steps"))
     options: PredictOptions = Field(default_factory=PredictOptions)
 
 

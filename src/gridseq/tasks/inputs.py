@@ -26,6 +26,7 @@ from gridseq.data.prepare import encode_texts, prepare_inputs
 from gridseq.errors import ConfigError, DataError
 
 MAX_BEAM = 16
+MAX_SEED = 2**32 - 1  # a sampler's seed (the published contract's range)
 MAX_VALUE = float(np.finfo(np.float32).max)  # the largest number an input may hold (float32's)
 _IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif"}
 
@@ -81,8 +82,9 @@ def check_options(task: str, known: dict[str, Any], options: dict[str, Any] | No
             raise ConfigError(f"temperature must be a number in [0, 100] (0 = most likely token), got {t!r}.")
     if "invert" in out and not isinstance(out["invert"], bool):
         raise ConfigError(f"invert must be true or false, got {out['invert']!r}.")
-    if "seed" in out and out["seed"] is not None and (isinstance(out["seed"], bool) or not isinstance(out["seed"], int)):
-        raise ConfigError(f"seed must be an int, got {out['seed']!r}.")
+    if "seed" in out and out["seed"] is not None and (isinstance(out["seed"], bool) or not isinstance(out["seed"], int)
+                                                      or not 0 <= out["seed"] <= MAX_SEED):
+        raise ConfigError(f"seed must be an int in [0, {MAX_SEED}], got {out['seed']!r}.")
     return out
 
 
@@ -139,12 +141,32 @@ def prepare(inputs: list, lengths: list[int] | None, info: DatasetInfo, limits: 
         return _images(inputs, info, limits, invert)
     if kind == "sequence":
         items = [_sequence(i, item, None if lengths is None else lengths[i], limits) for i, item in enumerate(inputs)]
+        bounds = value_bounds(info)
+        for i, item in enumerate(inputs):  # the float64 numbers sent, so the check is the contract's exactly
+            raw = np.asarray(item, dtype=np.float64)
+            if bounds and raw.size and not (bounds[0] <= raw.min() and raw.max() <= bounds[1]):
+                raise DataError(f"input {i} holds {raw.min() if raw.min() < bounds[0] else raw.max():.6g}; this model takes "
+                                f"values in [{bounds[0]:.6g}, {bounds[1]:.6g}] (beyond them its normalisation overflows float32).")
         return prepare_inputs(items, info)
     if kind == "video":  # .npy / frame-folder paths or (T, H, W[, C]) arrays -> (B, T, C, H, W)
         from gridseq.data.readers.video import prepare_clips
 
-        return prepare_clips(inputs, info.preprocessing)
+        # arrays: rectangular and finite first (a ragged clip is the client's error, not numpy's)
+        return prepare_clips([item if isinstance(item, str) else as_numbers(item, f"input {i}") for i, item in enumerate(inputs)],
+                             info.preprocessing)
     raise DataError(f"this model takes {info.kind} data, which cannot be prepared for prediction here.")
+
+
+def value_bounds(info: DatasetInfo) -> tuple[float, float] | None:
+    """The raw values a sequence model takes: those whose normalised value ((x - mean) / std, per feature)
+    stays within half of float32's range, for every feature (one interval for all); None without
+    per-feature statistics. The server's OpenAPI contract publishes the same interval."""
+    norm = (info.preprocessing or {}).get("normalize")
+    if not norm or "std" not in norm or "mean" not in norm:
+        return None
+    mean, std = np.asarray(norm["mean"], dtype=np.float64).ravel(), np.asarray(norm["std"], dtype=np.float64).ravel()
+    reach = MAX_VALUE / 2 * std
+    return float(max(-MAX_VALUE, (mean - reach).max())), float(min(MAX_VALUE, (mean + reach).min()))
 
 
 def check_length(batch: Batch, limits: InputLimits, what: str) -> Batch:

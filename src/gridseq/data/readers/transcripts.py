@@ -174,9 +174,9 @@ def item_features(item, record: dict[str, Any], what: str = "input") -> np.ndarr
         if suffix not in IMAGE_SUFFIXES:
             raise DataError(f"{what} {path}: this model transcribes images; pass a PNG, JPEG, BMP or GIF file.")
         return read_image_columns(path, record["image"]["height"], record["image"].get("ink", "auto"))
+    if layout == "audio":  # float64: log_mel checks the samples as sent, before its float32 cast
+        return audio.log_mel(np.asarray(item, dtype=np.float64), record["audio"])
     a = np.asarray(item, dtype=np.float32)
-    if layout == "audio":
-        return audio.log_mel(a, record["audio"])
     return image_columns(a, record["image"]["height"], record["image"].get("ink", "auto"))
 
 

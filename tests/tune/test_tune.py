@@ -296,3 +296,25 @@ def test_compare_cli_trains_with_tuned_settings(series, tmp_path):
     report = json.loads((out / "report.json").read_text())
     text = json.dumps(report)
     assert '"lr": 0.0042' in text and '"hidden": [48]' in text.replace("[\n", "[")
+
+
+def test_ctrl_c_stops_the_study_with_one_line(series, tmp_path):
+    """Ctrl-C during a trial: exit 130, one line saying how to continue; the trial is recorded as failed."""
+    out = tmp_path / "study"
+    proc = subprocess.Popen(_command(series, out, 50, "--train.epochs=3000"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    db = out / "study.db"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            if db.exists() and any(t.state == optuna.trial.TrialState.RUNNING for t in _finished(db)):
+                break
+        except (IndexError, KeyError, sqlalchemy.exc.OperationalError):
+            continue
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("gridseq: error: tuning stopped by Ctrl-C") and "Rerun the same command" in line
+    assert [t.state for t in _finished(db)] == [optuna.trial.TrialState.FAIL]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gridseq.errors import ConfigError
+from gridseq.errors import ConfigError, Interrupted, Terminated
 from gridseq.tune import report
 from gridseq.tune import space as spaces
 from gridseq.tune.space import default_space
@@ -154,14 +154,20 @@ def tune(dataset: str, model: str, *, trials: int = 20, timeout: float | None = 
         _enqueue_defaults(study, plan, entry, worker.reader)
     from gridseq.tune.progress import Display
 
-    with Display(study, plan.trials, task.primary, enabled=progress) as display:
-        worker.on_trial = display.trial_done
-        if jobs == 1:
-            worker.run(study)
-        else:
-            from gridseq.tune import parallel
+    try:
+        with Display(study, plan.trials, task.primary, enabled=progress) as display:
+            worker.on_trial = display.trial_done
+            if jobs == 1:
+                worker.run(study)
+            else:
+                from gridseq.tune import parallel
 
-            parallel.run(plan, jobs, display)
+                parallel.run(plan, jobs, display)
+    except (KeyboardInterrupt, Terminated) as e:  # Ctrl-C anywhere, or a trial's fit stopped at a step boundary
+        how = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C (SIGINT)"
+        c = counts(study)  # Optuna marked the running trial failed
+        raise (Terminated if isinstance(e, Terminated) else Interrupted)(f"tuning stopped by {how} with {c['finished']} of {plan.trials} trials finished; the running trial is "
+                      f"recorded as failed. Rerun the same command to continue the study in {out}.") from None
     result = _result(study, plan, task, out)
     report.write(study, result, out, fixed=fixed)
     if train_best:

@@ -24,7 +24,7 @@ def exact_server(runs):
     """A server with a token holding models whose requests have an exact schema: an image CNN, a text GRU."""
     served = {"digits": "cnn", "names": "text", "walks": "lstm", "clips": "video", "story": "lm", "pairs": "seq2seq"}
     settings = ServeSettings(runs={name: str(runs[kind]) for name, kind in served.items()}, token=TOKEN,
-                             max_body_bytes=256 * 1024, max_items=8, max_generate=100)  # lm default length: 100
+                             max_body_bytes=256 * 1024, max_items=8, max_generate=100)
     with ThreadServer(create_app(settings)) as srv:
         with httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
             wait_ready(client)  # the per-model operations are published once every model is loaded

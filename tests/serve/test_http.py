@@ -112,6 +112,14 @@ def test_predict_every_task_kind(client, name, body, check):
     assert check(r.json()), r.json()
 
 
+def test_a_video_clip_path_never_reads_the_servers_disk(client, tmp_path):
+    """A client cannot make the server load a file: a string where a clip goes is a 422, even naming a real .npy."""
+    clip = tmp_path / "clip.npy"
+    np.save(clip, np.zeros((6, 8, 8), dtype=np.float32))
+    r = post(client, "clips", {"inputs": [str(clip)]})
+    assert r.status_code == 422 and "never paths to files" in r.text
+
+
 def test_lm_generation_is_reproducible_with_a_seed(client):
     body = {"inputs": ["the "], "options": {"length": 20, "seed": 7}}
     assert post(client, "story", body).json() == post(client, "story", body).json()

@@ -29,4 +29,4 @@ def limits_for(info: DatasetInfo, settings: ServeSettings) -> InputLimits:
     level = ((record.get("vocab") or {}).get("level")) if info.kind == "tokens" else None
     max_chars = max_length * (CHARS_PER_WORD if level == "word" else 1) if info.kind == "tokens" else None
     return InputLimits(max_items=settings.max_items, max_length=max_length, max_chars=max_chars,
-                       max_pixels=settings.max_pixels, max_generate=settings.max_generate)
+                       max_pixels=settings.max_pixels, max_generate=settings.max_generate, files=False)

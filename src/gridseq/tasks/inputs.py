@@ -42,6 +42,8 @@ class InputLimits:
         max_chars: characters of one text.
         max_pixels: H·W of one image.
         max_generate: tokens one language-model call generates, steps one forecast covers.
+        files: whether a string input may name a file on this machine (a video clip's .npy or frame
+            folder); a server sets False, so a client cannot make it read its disk.
     """
 
     max_items: int | None = None
@@ -49,6 +51,7 @@ class InputLimits:
     max_chars: int | None = None
     max_pixels: int | None = None
     max_generate: int | None = None
+    files: bool = True
 
 
 def layout(info: DatasetInfo) -> str:
@@ -75,6 +78,9 @@ def check_options(task: str, known: dict[str, Any], options: dict[str, Any] | No
         raise ConfigError(f"beam must be at most {MAX_BEAM}, got {out['beam']}.")
     for key in ("length", "steps"):
         if limits.max_generate is not None and out.get(key) is not None and out[key] > limits.max_generate:
+            if key not in options:  # the task's default, not the client's ask: generate as much as allowed
+                out[key] = limits.max_generate
+                continue
             raise ConfigError(f"{key}={out[key]} is over this server's limit of {limits.max_generate}.")
     if "temperature" in out:
         t = out["temperature"]
@@ -151,6 +157,10 @@ def prepare(inputs: list, lengths: list[int] | None, info: DatasetInfo, limits: 
     if kind == "video":  # .npy / frame-folder paths or (T, H, W[, C]) arrays -> (B, T, C, H, W)
         from gridseq.data.readers.video import prepare_clips
 
+        paths = [i for i, item in enumerate(inputs) if isinstance(item, str)]
+        if paths and not limits.files:
+            raise DataError(f"input {paths[0]} is a string; this server takes clips as (T, H, W[, C]) arrays of pixels in [0, 1], "
+                            f"never paths to files on its disk.")
         # arrays: rectangular and finite first (a ragged clip is the client's error, not numpy's)
         return prepare_clips([item if isinstance(item, str) else as_numbers(item, f"input {i}") for i, item in enumerate(inputs)],
                              info.preprocessing)

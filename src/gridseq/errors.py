@@ -34,7 +34,15 @@ class OutputError(GridseqError, OSError):
         return str(self.args[0]) if self.args else super().__str__()
 
 
-class Terminated(Exception):
+class _Stopped:
+    """What Terminated and Interrupted share: a message and where training stopped."""
+
+    def __init__(self, message: str, position: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.position = position
+
+
+class Terminated(_Stopped, Exception):
     """Training stopped on SIGTERM after writing a checkpoint; continue with `fit(..., resume=True)`
     (`gridseq train ... --resume`). Not a `GridseqError`: nothing was wrong; the CLI exits with 143.
 
@@ -43,12 +51,8 @@ class Terminated(Exception):
             without a run directory.
     """
 
-    def __init__(self, message: str, position: tuple[int, int] | None = None):
-        super().__init__(message)
-        self.position = position
 
-
-class Interrupted(KeyboardInterrupt):
+class Interrupted(_Stopped, KeyboardInterrupt):
     """Training stopped on Ctrl-C (SIGINT) after writing a checkpoint; continue with `fit(..., resume=True)`
     (`gridseq train ... --resume`). A `KeyboardInterrupt`, as any Ctrl-C is, so code that handles one
     still does; the CLI prints its message as one line and exits with 130.
@@ -57,7 +61,3 @@ class Interrupted(KeyboardInterrupt):
         position: (epoch, step) of the checkpoint written (epoch 0-based, step within it), or None
             without a run directory.
     """
-
-    def __init__(self, message: str, position: tuple[int, int] | None = None):
-        super().__init__(message)
-        self.position = position

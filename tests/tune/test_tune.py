@@ -314,7 +314,10 @@ def test_ctrl_c_stops_the_study_with_one_line(series, tmp_path):
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     line = err.strip().splitlines()[-1]
-    assert line.startswith("gridseq: error: tuning stopped by Ctrl-C") and "Rerun the same command" in line
-    assert [t.state for t in _finished(db)] == [optuna.trial.TrialState.FAIL]
+    assert line.startswith("gridseq: error: tuning stopped by Ctrl-C") and "Rerun the same command" in line, err
+    # failed by Optuna as the interrupt passed through it; RUNNING if it landed inside Optuna's own write,
+    # which the next run fails at once (its process is gone) — never complete
+    states = [t.state for t in _finished(db)]
+    assert states in ([optuna.trial.TrialState.FAIL], [optuna.trial.TrialState.RUNNING]), (states, err)

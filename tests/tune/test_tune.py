@@ -303,7 +303,7 @@ def test_ctrl_c_stops_the_study_with_one_line(series, tmp_path):
     out = tmp_path / "study"
     proc = subprocess.Popen(_command(series, out, 50, "--train.epochs=3000"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     db = out / "study.db"
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a loaded machine can take minutes to import torch and load the data
     while time.time() < deadline:
         time.sleep(0.5)
         try:
@@ -311,6 +311,9 @@ def test_ctrl_c_stops_the_study_with_one_line(series, tmp_path):
                 break
         except (IndexError, KeyError, sqlalchemy.exc.OperationalError):
             continue
+    else:
+        proc.kill()
+        pytest.fail("no trial started within 300 s")
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -71,11 +71,18 @@ def storage_for(url: str, *, heartbeat: int = HEARTBEAT, grace: int = GRACE):
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}  # processes take turns writing
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks the heartbeat arguments experimental
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=grace,
-                                              heartbeat_stale_trial_callback=_retry())
-        except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as e:  # a bad URL, a missing driver
-            raise GridseqError(f"cannot open the study storage {url!r}: {e}") from None
+        import sqlalchemy.exc
+
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=grace,
+                                                  heartbeat_stale_trial_callback=_retry())
+            except sqlalchemy.exc.IntegrityError:  # another process created the same new storage's tables at once
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+            except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as e:  # a bad URL, a missing driver
+                raise GridseqError(f"cannot open the study storage {url!r}: {e}") from None
 
 
 def _retry():

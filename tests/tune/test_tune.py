@@ -187,6 +187,29 @@ def test_cli_errors_are_one_line(series, tmp_path, capsys):
     assert "model.hidden" in capsys.readouterr().err
 
 
+def test_storage_open_retries_the_schema_creation_race(tmp_path, monkeypatch):
+    """Two processes creating one new SQLite storage at once: the loser's CREATE TABLE fails ("already exists",
+    or a UNIQUE failure on the schema version); opening again succeeds. Other failures are one GridseqError."""
+    from gridseq.errors import GridseqError
+    from gridseq.tune import study as studies
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(url, **kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE trials", {}, Exception("table trials already exists"))
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(studies.time, "sleep", lambda s: None)
+    storage = studies.storage_for(f"sqlite:///{tmp_path / 'a.db'}")
+    assert len(calls) == 2 and isinstance(storage, real) and storage.get_all_studies() == []
+    with pytest.raises(GridseqError, match="cannot open the study storage .*unable to open database file"):
+        studies.storage_for(f"sqlite:///{tmp_path / 'missing' / 'b.db'}")  # not a race: no retry, one error
+    assert len(calls) == 3
+
+
 def _command(series: Path, out: Path, trials: int, *extra: str) -> list[str]:
     space = out.parent / "space.json"
     space.write_text(json.dumps(SMALL))

@@ -73,16 +73,25 @@ def storage_for(url: str, *, heartbeat: int = HEARTBEAT, grace: int = GRACE):
         warnings.simplefilter("ignore")  # Optuna marks the heartbeat arguments experimental
         import sqlalchemy.exc
 
-        for attempt in range(5):
+        for attempt in range(8):
             try:
                 return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat, grace_period=grace,
                                                   heartbeat_stale_trial_callback=_retry())
-            except sqlalchemy.exc.IntegrityError:  # another process created the same new storage's tables at once
-                if attempt == 4:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
+                # another process is creating the same new storage's tables at once: Optuna's create_all checks, then
+                # creates, so the loser sees "table ... already exists" (or a UNIQUE failure on the schema version);
+                # once the winner is done, opening again finds the tables
+                if attempt == 7 or not _creation_race(e):
+                    raise GridseqError(f"cannot open the study storage {url!r}: {getattr(e, 'orig', e)}") from None
+                time.sleep(0.25 * (attempt + 1))
             except (ImportError, ValueError, optuna.exceptions.StorageInternalError) as e:  # a bad URL, a missing driver
                 raise GridseqError(f"cannot open the study storage {url!r}: {e}") from None
+
+
+def _creation_race(e: Exception) -> bool:
+    """Whether `e` is what two processes creating one storage's schema at once raise."""
+    text = str(e).lower()
+    return any(s in text for s in ("already exists", "unique constraint", "database is locked"))
 
 
 def _retry():

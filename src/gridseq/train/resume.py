@@ -14,18 +14,22 @@ resumed with the same number of processes also continues exactly.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from gridseq.errors import ConfigError
 from gridseq.tasks import Metrics, Task
 from gridseq.train import distributed
-from gridseq.train.checkpoint import capture_rng
+from gridseq.train.checkpoint import capture_rng, restore_rng
 
 if TYPE_CHECKING:
     from gridseq.train.trainer import _Trainer
+
+_logger = logging.getLogger(__name__)
 
 # fit arguments that shape the run's trajectory: a resume must use the same
 _TRAJECTORY = ("batch_size", "optimizer", "scheduler", "seed")
@@ -95,3 +99,33 @@ def snapshot(trainer: _Trainer, epoch: int, step: int) -> dict[str, Any]:
         **({"ranks": ranks} if len(ranks) > 1 else {}),
         **({"scaler": trainer.scaler.state_dict()} if trainer.scaler is not None else {}),
     }
+
+
+def restore(trainer: _Trainer) -> tuple[int, int]:
+    """Load the checkpoint of `trainer`'s run into it (refused if the run's settings changed); the position to continue from."""
+    ck = distributed.on_main(trainer.run.load_checkpoint)  # rank 0 reads it, every rank gets it
+    stored = ck["fingerprint"]
+    changed = [f"{k}={stored.get(k)!r} then, {v!r} now" for k, v in trainer.fingerprint.items() if stored.get(k) != v]
+    if changed:
+        raise ConfigError(
+            f"cannot resume {trainer.run.path}: the run was started with different settings ({'; '.join(changed)}). "
+            f"Resume with the original settings, or start a new run directory."
+        )
+    st, ts = trainer.st, trainer.ts
+    trainer.model.load_state_dict(ck["model"])
+    trainer.optimizer.load_state_dict(ck["optimizer"])
+    if trainer.scheduler is not None:
+        trainer.scheduler.load_state_dict(ck["scheduler"])
+    if trainer.scaler is not None and ck.get("scaler"):
+        trainer.scaler.load_state_dict(ck["scaler"])
+    mine = ck["ranks"][distributed.rank()] if "ranks" in ck else None  # a distributed run's per-rank state
+    ts.load({**ck["trainer"], **({"train_metrics": mine["train_metrics"]} if mine else {})}, trainer.task, trainer.device)
+    st.history, st.best_metric, st.best_epoch = ck["history"], ck["best_metric"], ck["best_epoch"]
+    st.global_step = ck["position"]["global_step"]
+    trainer.run.extra = trainer.extra
+    trainer.run.write_history(st.history)  # drop epochs recorded after this checkpoint was written
+    epoch, step = ck["position"]["epoch"], ck["position"]["step"]
+    ts.last_checkpoint = (epoch, step)
+    _logger.info("resuming %s at epoch %d, step %d", trainer.run.path, epoch + 1, step)
+    restore_rng(mine["rng"] if mine else ck["rng"])  # last: nothing above may draw random numbers after it
+    return epoch, step

@@ -28,7 +28,6 @@ from gridseq import tasks
 from gridseq.data.augment import augmentation_for
 from gridseq.data.contract import Batch, Dataset, Split
 from gridseq.errors import (
-    ConfigError,
     DataError,
     GridseqError,
     Interrupted,
@@ -39,10 +38,9 @@ from gridseq.io import model_spec
 from gridseq.train import distributed, optim, precision
 from gridseq.train.arguments import check_fit_args
 from gridseq.train.callbacks import CallbackList, TensorBoardLogger, TrainState
-from gridseq.train.checkpoint import restore_rng
 from gridseq.train.evaluation import _evaluate, resolve_device, seed_everything
 from gridseq.train.progress import progress_for
-from gridseq.train.resume import TrainerState, fingerprint, snapshot
+from gridseq.train.resume import TrainerState, fingerprint, restore, snapshot
 from gridseq.train.run_dir import TENSORBOARD_DIR, RunDir, versions
 from gridseq.train.signals import StopOnSignal, signal_name
 
@@ -173,7 +171,7 @@ class _Trainer:
             return 0, 0
         # under DDP rank 0 alone reads the run directory and tells the others what it found
         if self.args["resume"] and distributed.on_main(self.run.has_checkpoint):
-            return self._restore()
+            return restore(self)
         if self.args["resume"]:
             _logger.info("no checkpoint in %s; starting a new run", self.run.path)
         else:
@@ -327,34 +325,6 @@ class _Trainer:
             return
         self.run.save_checkpoint(snapshot(self, epoch, step), step=self.st.global_step)
         self.ts.last_checkpoint = (epoch, step)
-
-    def _restore(self) -> tuple[int, int]:
-        ck = distributed.on_main(self.run.load_checkpoint)  # rank 0 reads it, every rank gets it
-        stored = ck["fingerprint"]
-        changed = [f"{k}={stored.get(k)!r} then, {v!r} now" for k, v in self.fingerprint.items() if stored.get(k) != v]
-        if changed:
-            raise ConfigError(
-                f"cannot resume {self.run.path}: the run was started with different settings ({'; '.join(changed)}). "
-                f"Resume with the original settings, or start a new run directory."
-            )
-        st, ts = self.st, self.ts
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(ck["scheduler"])
-        if self.scaler is not None and ck.get("scaler"):
-            self.scaler.load_state_dict(ck["scaler"])
-        mine = ck["ranks"][distributed.rank()] if "ranks" in ck else None  # a distributed run's per-rank state
-        ts.load({**ck["trainer"], **({"train_metrics": mine["train_metrics"]} if mine else {})}, self.task, self.device)
-        st.history, st.best_metric, st.best_epoch = ck["history"], ck["best_metric"], ck["best_epoch"]
-        st.global_step = ck["position"]["global_step"]
-        self.run.extra = self.extra
-        self.run.write_history(st.history)  # drop epochs recorded after this checkpoint was written
-        epoch, step = ck["position"]["epoch"], ck["position"]["step"]
-        ts.last_checkpoint = (epoch, step)
-        _logger.info("resuming %s at epoch %d, step %d", self.run.path, epoch + 1, step)
-        restore_rng(mine["rng"] if mine else ck["rng"])  # last: nothing above may draw random numbers after it
-        return epoch, step
 
     def _kept(self) -> str:
         """Which checkpoint a failed run leaves behind, for its error message."""

@@ -45,4 +45,4 @@ def test_registry_builds_it_for_a_detect_dataset():
     m = models.create_for("centernet", info)
     assert m.config.in_channels == 3 and m.config.num_classes == 5 and m.config.channels == (32, 64, 128)
     assert isinstance(tasks.for_data(info, m), tasks.DetectTask)
-    assert "centernet" in models.registry.fitting(info)
+    assert "centernet" in tasks.fitting(info)

@@ -10,7 +10,6 @@ import gridseq
 from gridseq import models, tasks
 from gridseq.data.contract import DatasetInfo
 from gridseq.errors import ConfigError, ShapeError
-from gridseq.models import registry
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,7 +116,7 @@ def test_errors_name_the_fix(name):
 def test_a_generator_on_a_classification_dataset_gets_the_generate_image_task():
     assert tasks.for_data(INFO, models.create_for("vae", INFO)).name == "generate-image"
     assert tasks.for_data(INFO, models.create_for("cnn", INFO)).name == "classify"
-    assert {"vae", "dcgan"}.isdisjoint(registry.fitting(INFO)), "generators are not classifiers"
+    assert {"vae", "dcgan"}.isdisjoint(tasks.fitting(INFO)), "generators are not classifiers"
     assert dataclasses.asdict(models.create_for("dcgan", INFO).config)["num_classes"] == 10
 
 

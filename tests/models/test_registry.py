@@ -219,8 +219,8 @@ def test_register_requires_a_config_dataclass():
 def test_fitting_lists_models_whose_topology_the_task_can_use():
     seg = DatasetInfo(name="seg", kind="image", input_shape=(3, 32, 32), num_classes=4, class_names=tuple("abcd"), task="segment")
     cls = DatasetInfo(name="cls", kind="image", input_shape=(3, 32, 32), num_classes=4, class_names=tuple("abcd"))
-    assert {"unet", "fcn8s", "fcn"} <= set(registry.fitting(seg)) and "cnn" not in registry.fitting(seg)
-    assert "cnn" in registry.fitting(cls) and not {"unet", "fcn8s", "captioner"} & set(registry.fitting(cls))
+    assert {"unet", "fcn8s", "fcn"} <= set(tasks.fitting(seg)) and "cnn" not in tasks.fitting(seg)
+    assert "cnn" in tasks.fitting(cls) and not {"unet", "fcn8s", "captioner"} & set(tasks.fitting(cls))
 
 
 def test_wrong_topology_error_names_the_models_that_fit():

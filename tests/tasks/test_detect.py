@@ -237,10 +237,8 @@ def test_metrics_report_ap50_per_class_by_name():
 
 
 def test_only_dense_detectors_fit_detection_data():
-    from gridseq.models import registry
-
     data = gridseq.datasets.load("shapes-detect", train_items=2, size=32)
-    assert registry.fitting(data.info) == ["centernet"]  # unet / fcn8s are per-pixel too, but have no box heads
+    assert tasks.fitting(data.info) == ["centernet"]  # unet / fcn8s are per-pixel too, but have no box heads
     with pytest.raises(ConfigError, match="does not give the output task 'detect'.*models for it: centernet"):
         tasks.for_data(data.info, models.create_for("unet", data.info))
     assert tasks.for_data(data.info, models.create_for("centernet", data.info)).name == "detect"

@@ -119,6 +119,7 @@ def cmd_train(args, raw_overrides: dict[str, str]) -> int:
 
 def _train(args, raw_overrides: dict[str, str]) -> int:
     from gridseq import defaults, models, train
+    from gridseq.tasks import matching
     from gridseq.train import distributed
 
     _check_cv_flags(args)
@@ -140,7 +141,7 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
     if args.cv:
         return _cross_validate(args, entry, data, model_kw, train_kw, run_dir, spec)
     train.seed_everything(args.seed)  # the initial weights are part of what --seed reproduces
-    model = models.create_for(entry.name, data.info, **model_kw)
+    model = matching.create_for(entry.name, data.info, **model_kw)
 
     _logger.info("training %s on %s: %s", entry.name, args.dataset, train_kw)
     result = train.fit(model, data, seed=args.seed, run_dir=run_dir, resume=args.resume, progress=args.progress, data_spec=spec, **train_kw)
@@ -171,11 +172,12 @@ def _check_cv_flags(args) -> None:
 
 def _cross_validate(args, entry, data, model_kw: dict, train_kw: dict, run_dir: Path, spec: dict) -> int:
     """`--cv K [--refit]`: k-fold cross-validation on train + val, cv.json, then optionally the refit."""
-    from gridseq import models, train
+    from gridseq import train
     from gridseq._atomic import atomic_write_json, ensure_dir
+    from gridseq.tasks import matching
 
     def build():
-        return models.create_for(entry.name, data.info, **model_kw)
+        return matching.create_for(entry.name, data.info, **model_kw)
 
     cv = train.cross_validate(build, data, folds=args.cv, seed=args.seed, progress=args.progress, **train_kw)
     ensure_dir(run_dir)

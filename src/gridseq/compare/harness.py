@@ -36,6 +36,7 @@ from gridseq.compare.plan import Budget, ModelSpec, resolve_settings
 from gridseq.compare.progress import Job, Progress
 from gridseq.data import builtin as catalog
 from gridseq.errors import ConfigError, GridseqError
+from gridseq.tasks import matching
 from gridseq.train import optim
 from gridseq.train.callbacks import Callback
 from gridseq.train.evaluation import seed_everything
@@ -240,7 +241,7 @@ def _run(dataset, specs, seeds, budget, lengths, data_options, device, progress,
     for spec in specs:  # build every model once before training any: a bad name or setting fails now
         train_kw, model_kw = resolve_settings(dataset, spec, budget, info.task)
         data = data_for.get(seeds[0], views[spec.label], sweep[0])
-        model = models.create_for(spec.model, data.info, **model_kw)
+        model = matching.create_for(spec.model, data.info, **model_kw)
         tasks.for_data(data.info, model)  # ConfigError: this model's topology cannot serve the task
         setting = {"registry": spec.model, "family": spec.family, "train": train_kw, "model": model_kw,
                    "view": views[spec.label]}
@@ -354,7 +355,7 @@ def _job_in_worker(dataset: str, data_options: dict[str, Any], spec: ModelSpec, 
 
 
 def _rebuild(spec: ModelSpec, setting: dict[str, Any], info, state: dict[str, torch.Tensor]):
-    model = models.create_for(spec.model, info, **setting["model"])
+    model = matching.create_for(spec.model, info, **setting["model"])
     model.load_state_dict(state)
     return model
 
@@ -363,7 +364,7 @@ def _one_run(spec: ModelSpec, job: Job, data, setting: dict[str, Any], budget: B
     train_kw = dict(setting["train"])
     run_ = Run(spec.label, job.seed, job.length)
     seed_everything(job.seed)  # the initial weights are part of what the seed reproduces
-    model = models.create_for(spec.model, data.info, **setting["model"])
+    model = matching.create_for(spec.model, data.info, **setting["model"])
     task = tasks.for_data(data.info, model)
     run_.gradient_init = probes.gradient_flow(model, task, data.test)
     callbacks: list[Callback] = [_Announce(bar, job, task.primary)] if bar is not None else []

@@ -145,40 +145,21 @@ def per_step_for(info) -> dict:
     return {"per_step": True} if info.task in PER_STEP_TASKS else {}
 
 
-def fitting(info) -> list[str]:
-    """The registered models that can train on a dataset: they take its kind of data and, built for it,
-    have a topology its task can use (e.g. for shapes-seg: the per-pixel models, not `cnn`)."""
-    from gridseq import tasks  # here, not at the top: the task modules import this registry
-
-    try:
-        task = tasks.get(info.task, info)
-        wanted = task.topologies
-    except ConfigError:
-        task, wanted = None, None
-    found = []
-    for n in names():
-        if info.kind not in _entries[n].kinds:
-            continue
-        if wanted is not None:
-            try:  # the topology can depend on the data (per-step RNNs), so build the model to read it
-                model = create_for(n, info)
-            except ConfigError:  # e.g. a model needing an argument the dataset does not give
-                continue
-            topology = getattr(model, "topology", None)
-            if topology is not None and (topology not in wanted or not task.fits(model)):
-                continue
-        found.append(n)
-    return found
-
-
 def create_for(name: str, info, **overrides) -> nn.Module:
-    """Build `name` for a dataset: its `info` fills input size/shape and classes; `overrides` win."""
+    """Build `name` for a dataset: its `info` fills input size/shape and classes; `overrides` win.
+
+    Raises:
+        ConfigError: `name` does not take the dataset's kind of data; the message names the models that do
+            (`gridseq.tasks.matching.create_for` names only those that also fit the dataset's task).
+    """
     e = entry(name)
     if info.kind not in e.kinds:
-        suitable = ", ".join(fitting(info)) or "none registered"
-        raise ConfigError(
-            f"model {e.name!r} takes {' or '.join(e.kinds)} data, but dataset {info.name!r} is {info.kind} data; "
-            f"models for it: {suitable}."
-        )
+        raise ConfigError(wrong_kind(e, info, [n for n in names() if info.kind in _entries[n].kinds]))
     from_data = e.from_info(info) if e.from_info else {}
     return create(name, **{**from_data, **overrides})
+
+
+def wrong_kind(e: ModelEntry, info, suitable: list[str]) -> str:
+    """The message refusing model `e` for a dataset of another kind of data, naming the `suitable` models."""
+    return (f"model {e.name!r} takes {' or '.join(e.kinds)} data, but dataset {info.name!r} is {info.kind} data; "
+            f"models for it: {', '.join(suitable) or 'none registered'}.")

@@ -279,36 +279,6 @@ def get(name: str, info: DatasetInfo | None = None) -> Task:
     return _tasks[name](info)
 
 
-def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
-    """The task for a dataset (`info.task`), checked against `model`'s topology.
-
-    A model without a `topology` attribute (a plain nn.Module) is trusted to produce the right output;
-    the task's loss still checks the output's shape.
-
-    Raises:
-        ConfigError: the task is unknown, or the model's topology cannot serve it (e.g. a
-            many-to-many model, one output per step, on a classify dataset, one label per item).
-    """
-    # a model may declare the task it serves (a VAE on an image classification dataset: generate-image)
-    task = get(getattr(model, "serves_task", None) or info.task, info)
-    topology = getattr(model, "topology", None)
-    wrong_topology = topology is not None and topology not in task.topologies
-    if wrong_topology or (model is not None and topology is not None and not task.fits(model)):
-        from gridseq.models import registry  # here: the registry imports the tasks
-
-        model_name = registry.model_name(model)
-        suitable = ", ".join(registry.fitting(info)) or "none registered"
-        why = (f"is {topology} (one output per {'step' if topology == 'many-to-many' else 'item'}), but task "
-               f"{task.name!r} on dataset {info.name!r} needs {_a(task.topologies[0])} {' or '.join(task.topologies)} model"
-               if wrong_topology else f"does not give the output task {task.name!r} on dataset {info.name!r} reads")
-        raise ConfigError(f"model {model_name!r} {why}; models for it: {suitable}.")
-    return task
-
-
-def _a(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
 def top_probabilities(probs: list[float], names, k: int | None) -> dict[str, float]:
     """{class: probability} for the k most likely classes (all when k is None), most likely first."""
     order = sorted(range(len(probs)), key=lambda j: -probs[j])[: k or len(probs)]

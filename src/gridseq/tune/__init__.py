@@ -251,9 +251,10 @@ def _fit_to_data(search: dict, data, fixed: dict, *, user: set[str]) -> dict:
 
 
 def _task(model: str, info):
-    from gridseq import models, tasks
+    from gridseq import tasks
+    from gridseq.tasks import matching
 
-    return tasks.for_data(info, models.create_for(model, info))
+    return tasks.for_data(info, matching.create_for(model, info))
 
 
 def _quiet_optuna() -> None:

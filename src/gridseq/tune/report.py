@@ -116,7 +116,8 @@ def _importances(study) -> bytes | None:
 
 def train_best(result, plan, out: Path):
     """Train the best settings with a run directory `out/best-run` and put its test metrics in `result`."""
-    from gridseq import models, recipe, train
+    from gridseq import recipe, train
+    from gridseq.tasks import matching
     from gridseq.tune.study import build_settings
 
     run_dir = out / "best-run"
@@ -126,11 +127,11 @@ def train_best(result, plan, out: Path):
     model_kw, train_kw = build_settings(plan.dataset, plan.model, result.params, reader=reader)
     if plan.cv:  # `gridseq train --cv K --refit`: all training items for the epoch count the folds chose
         train_kw = {k: v for k, v in {**train_kw, "epochs": result.epochs}.items() if k not in ("select", "patience")}
-        fitted = train.refit(lambda: models.create_for(plan.model, data.info, **model_kw), data, seed=plan.seed, run_dir=run_dir,
+        fitted = train.refit(lambda: matching.create_for(plan.model, data.info, **model_kw), data, seed=plan.seed, run_dir=run_dir,
                              data_spec=spec, progress=False, **train_kw)
     else:
         train.seed_everything(plan.seed)
-        model = models.create_for(plan.model, data.info, **model_kw)
+        model = matching.create_for(plan.model, data.info, **model_kw)
         fitted = train.fit(model, data, seed=plan.seed, run_dir=run_dir, data_spec=spec, progress=False, **train_kw)
     result.test, result.run_dir = fitted.test, run_dir
     return result

@@ -303,17 +303,18 @@ def train_trial(plan: Plan, data, settings: dict[str, Any], *, callback_for=None
         (the best validation primary metric or the mean held-out one, why it stopped early or None, the
         epochs trained or, with cv, the epoch count cross-validation chose).
     """
-    from gridseq import models, tasks, train
+    from gridseq import tasks, train
+    from gridseq.tasks import matching
 
     model_kw, train_kw = build_settings(plan.dataset, plan.model, settings, reader=reader)
     train.seed_everything(plan.seed)
-    model = models.create_for(plan.model, data.info, **model_kw)
+    model = matching.create_for(plan.model, data.info, **model_kw)
     task = tasks.for_data(data.info, model)
     callback = callback_for(task.primary) if callback_for else None
     callbacks = [callback] if callback else []
     if plan.cv:
         try:
-            cv = train.cross_validate(lambda: models.create_for(plan.model, data.info, **model_kw), withhold_test(data), folds=plan.cv,
+            cv = train.cross_validate(lambda: matching.create_for(plan.model, data.info, **model_kw), withhold_test(data), folds=plan.cv,
                                       seed=plan.seed, callbacks_for_fold=lambda fold: callbacks, progress=False, **train_kw)
         except _Stop as stop:
             return math.nan, str(stop), 0

@@ -1,5 +1,8 @@
 """Outside gridseq.tasks, code does not branch on a task's name: a Task declares its behaviour (what it
-streams, what it generates, whether its targets are one class per step) and callers read the declaration.
+streams, what it generates, whether its targets are one class per step, whether its items are exchangeable)
+and callers read the declaration. Below the tasks (data, models), where no Task can be imported, a dataset
+declares the kind of its targets (`DatasetInfo.targets`, one table in `gridseq.data.targets`: one class per
+item, per step, a forecast window, a mask, boxes, ...) and the data layer and the models read that.
 
 The places that still compare a task's name are counted with `ast` (a comparison `==`, `!=`, `in`, `not in`
 between a task-name expression — `x.task`, `task`, `task_name`, `x.serves_task`, `getattr(m, "serves_task", None)`, `options.get("task")` — and a
@@ -18,21 +21,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gridseq"
 
 # module -> comparisons of a task's name in it, to be removed as the seams get declarations
 KNOWN_TASK_NAME_COMPARISONS = {
-    # the data layer sees a dataset's task only as the string info.task: a declaration it can read without
-    # importing tasks (the kind of targets: per item, per step, per pixel) is still to come
-    "gridseq.data.augment.audio": 1,  # SpecAugment for transcription audio only
-    "gridseq.data.augment.dense": 1,  # masks move with segment images, boxes with detect images
-    "gridseq.data.augment.images": 1,  # image policies for whole-image labels only
-    "gridseq.data.augment.series": 1,
-    "gridseq.data.contract": 1,  # DatasetInfo.output_size: a forecast head is horizon x targets wide
-    "gridseq.data.readers.from_torch": 1,  # the readers check the task asked of them
+    # the text readers check the task asked of a file against the task its format holds (.txt lm, .csv classify,
+    # .tsv seq2seq), and name the file each task takes
     "gridseq.data.readers.text_files": 1,
-    "gridseq.datasets": 1,  # a .csv read as a series to forecast
-    # models build for a dataset from its info alone (same gap as the data layer)
-    "gridseq.models.crnn_ctc": 1,
-    "gridseq.models.fcn": 1,  # a pooled head for whole-image labels
-    "gridseq.models.registry": 1,  # per_step_for: tasks scored at every step
-    "gridseq.train.crossval": 2,  # train --cv (stratified folds for classify; tasks without folds)
 }
 
 _TASK_ATTRS = ("task", "task_name", "serves_task")
@@ -55,7 +46,7 @@ def _is_name_value(node: ast.AST) -> bool:
         return isinstance(node.value, str)
     if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
         return bool(node.elts) and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)
-    return isinstance(node, ast.Name)  # a constant (PER_STEP_TASKS) or another task name (expected)
+    return isinstance(node, ast.Name)  # a constant (a `*_TASKS` table) or another task name (expected)
 
 
 def _compares_task_name(node: ast.Compare) -> bool:
@@ -92,5 +83,5 @@ def test_task_names_are_compared_only_in_the_known_places():
 
 
 def test_the_known_places_only_shrink():
-    # issue 20's target is 3; 23 at its start (serve/stream.py alone had 7)
-    assert sum(KNOWN_TASK_NAME_COMPARISONS.values()) <= 13
+    # issue 20's target is 3; 23 at its start (serve/stream.py alone had 7), 13 before DatasetInfo.targets
+    assert sum(KNOWN_TASK_NAME_COMPARISONS.values()) <= 1

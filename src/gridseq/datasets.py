@@ -42,6 +42,7 @@ from gridseq.data.readers.text_pairs import load_pairs_tsv
 from gridseq.data.readers.transcripts import load_transcripts, transcript_source
 from gridseq.data.readers.video import is_video_folder, load_video_folder
 from gridseq.data.samplers import BatchSampler, iterate
+from gridseq.data.targets import targets_of
 from gridseq.errors import ConfigError, DataError
 
 __all__ = [
@@ -127,7 +128,7 @@ def load(name_or_path: str | os.PathLike, seed: int = 0, *, view: str | None = N
         reader, layout = (load_mask_folder if is_mask_folder(path) else load_image_folder), "image"
     elif boxes_csv_columns(path) is not None:
         reader, layout = load_detection_file, "image"  # image,x0,y0,x1,y1,class rows (object detection)
-    elif options.get("task") == "forecast" and path.suffix.lower() == ".csv":
+    elif targets_of(options.get("task")).kind == "window" and path.suffix.lower() == ".csv":
         reader, layout = load_series_file, "series"  # a time column and value columns, cut into windows
     elif path.suffix.lower() == ".csv" and is_text_csv(path, {**options, "view": view}):
         reader, layout = load_text_csv, "tokens"  # a text column and a label column

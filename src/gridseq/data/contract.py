@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gridseq.constants import KINDS  # noqa: F401  (re-exported)
+from gridseq.data.targets import Targets, targets_of
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class DatasetInfo:
         variable_length: whether items have their own lengths (then splits carry `lengths`).
         task: the task kind: "classify", "tag", "lm", "seq2seq", "regress" or "forecast" (then
             `preprocessing` holds its window, horizon, targets and scaler; see gridseq.data.series).
+            What its targets are is `targets` (declared for each task in gridseq.data.targets).
         vocab_size: for "tokens" data, the vocabulary size.
         preprocessing: JSON-able record of what was done to raw inputs (normalisation, resize, ...),
             stored in run directories so `predict` prepares new inputs the same way.
@@ -49,10 +51,16 @@ class DatasetInfo:
     preprocessing: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def targets(self) -> Targets:
+        """What this dataset's targets are (one class per item, per step, a forecast window, a mask, boxes, ...),
+        declared for its task in `gridseq.data.targets`: the layers below the tasks read this, not `task`."""
+        return targets_of(self.task)
+
+    @property
     def output_size(self) -> int:
-        """The width of a model's output head: K class logits, or for task "forecast" horizon × target
+        """The width of a model's output head: K class logits, or for a forecast window horizon × target
         series (a direct multi-step head; the task reshapes it to (B, horizon, targets))."""
-        if self.task == "forecast":
+        if self.targets.kind == "window":
             return self.preprocessing["horizon"] * len(self.preprocessing["targets"])
         return self.num_classes
 

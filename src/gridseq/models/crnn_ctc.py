@@ -254,7 +254,7 @@ class CRNNStream(Stream):
 
 
 def _from_info(info) -> dict:
-    if info.task != "transcribe":
+    if info.targets.kind != "transcript":
         raise ConfigError(f"crnn-ctc scores frames for CTC transcription (task 'transcribe'); dataset {info.name!r} is a "
                           f"{info.task} dataset. Use it on digit-strings, dtmf or your own transcribed images/audio.")
     return {"input_size": info.num_features, "num_classes": info.num_classes}

@@ -217,7 +217,7 @@ class FCN(nn.Module):
 def _from_info(info) -> dict:
     if info.kind == "image":
         # per-pixel scores only make sense for per-pixel targets; whole-image labels get the pooled head
-        head = "pool" if info.task == "classify" else "dense"
+        head = "pool" if info.targets.item_class else "dense"
         return {"in_channels": info.input_shape[0], "num_classes": info.output_size, "dims": 2, "head": head}
     return {"in_channels": info.input_shape[-1], "num_classes": info.output_size, "dims": 1}
 

@@ -137,12 +137,10 @@ def create(name: str, **kwargs) -> nn.Module:
     return model
 
 
-PER_STEP_TASKS = ("tag", "lm", "transcribe")  # tasks scored at every step (transcribe: CTC frames): many-to-many models
-
-
 def per_step_for(info) -> dict:
-    """`{"per_step": True}` for datasets whose task scores every step, else {} (for `from_info`)."""
-    return {"per_step": True} if info.task in PER_STEP_TASKS else {}
+    """`{"per_step": True}` for datasets whose targets are scored at every step (`info.targets.per_step`: tagging,
+    language modelling, CTC frames), so the model is many-to-many; else {} (for `from_info`)."""
+    return {"per_step": True} if info.targets.per_step else {}
 
 
 def create_for(name: str, info, **overrides) -> nn.Module:

@@ -118,6 +118,9 @@ class Task(ABC):
     # whether the targets are one class per step of the input sequence (tagging), so a comparison picks models
     # that emit one output per step (`gridseq.compare.plan`)
     step_labels: ClassVar[bool] = False
+    # why the items of this task's data are not exchangeable, so k-fold cross-validation does not apply to it
+    # (`gridseq.train.cross_validate`), or None
+    not_exchangeable: ClassVar[str | None] = None
 
     def __init__(self, info: DatasetInfo | None = None):
         self.info = info

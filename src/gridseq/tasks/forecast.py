@@ -144,6 +144,8 @@ class ForecastTask(Task):
     options: ClassVar[dict] = {"steps": None}
     batchable = False  # one recursive forecast per history
     has_classes = False
+    not_exchangeable = ("its windows overlap, so a held-out window's steps are in the training folds; it keeps its "
+                        "time-ordered validation period")
 
     def elsewhere(self, run_dir) -> str:
         return f"{run_dir} is a forecasting run; use `gridseq forecast {run_dir}` to forecast with it."

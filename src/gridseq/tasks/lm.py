@@ -79,6 +79,7 @@ class LMTask(Task):
     batchable = False  # a generation loop per prompt
     streams = ("steps",)
     generates = "text"
+    not_exchangeable = "its items are consecutive slices of one text"
     stream_top_k = 5  # next-token probabilities a stream reports per step by default
 
     def elsewhere(self, run_dir) -> str:

@@ -55,10 +55,6 @@ _logger = logging.getLogger(__name__)
 
 # fit() arguments cross_validate sets per fold (or that need a run directory, which folds do not have)
 _CV_MANAGED = ("run_dir", "resume", "checkpoint_every", "data_spec", "callbacks", "seed")
-# tasks whose items are not exchangeable: overlapping forecast windows, one running text
-_NO_CV_TASKS = {"forecast": "its windows overlap, so a held-out window's steps are in the training folds; it keeps its "
-                            "time-ordered validation period",
-                "lm": "its items are consecutive slices of one text"}
 
 
 @dataclass
@@ -275,12 +271,13 @@ def cross_validate(
     if managed:
         raise ConfigError(f"cross_validate sets {', '.join(managed)} itself (folds write no run directory; "
                           f"callbacks go through callbacks_for_fold); remove {'it' if len(managed) == 1 else 'them'}.")
-    if data.info.task in _NO_CV_TASKS:
-        raise ConfigError(f"cross-validation does not apply to task {data.info.task!r} ({_NO_CV_TASKS[data.info.task]}); "
+    declared = tasks.task_class(data.info.task)  # its items may not be exchangeable (overlapping windows, one text)
+    if declared is not None and declared.not_exchangeable:
+        raise ConfigError(f"cross-validation does not apply to task {data.info.task!r} ({declared.not_exchangeable}); "
                           f"train with the dataset's own validation split instead.")
     pool = training_items(data)
     k = _check_folds(folds, len(pool))
-    stratified = data.info.task == "classify" and pool.y.dim() == 1
+    stratified = data.info.targets.item_class and pool.y.dim() == 1
     labels = pool.y.numpy() if stratified else None
     if stratified:
         counts = np.bincount(labels, minlength=data.info.num_classes)

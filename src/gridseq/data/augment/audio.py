@@ -113,7 +113,7 @@ class AudioAugment:
 
 def _transcribed_audio(info) -> bool:
     record = info.preprocessing or {}
-    return info.task == "transcribe" and record.get("layout") == "audio"
+    return info.targets.kind == "transcript" and record.get("layout") == "audio"
 
 
 # off by default, for the built-ins and for your own files alike: without it the dtmf recipe already reaches

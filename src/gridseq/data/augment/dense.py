@@ -199,10 +199,11 @@ def move_boxes(y: Tensor, theta: Tensor, size: tuple[int, int], *, min_visible: 
     return torch.where(kept[..., None], out, torch.full_like(out, PAD))
 
 
-def _dense_images(task: str):
+def _dense_images(targets: str):
+    """Whether a policy applies: image data whose targets are of kind `targets` ("mask" or "boxes")."""
     def applies(info) -> bool:
         record = info.preprocessing or {}
-        return info.task == task and info.kind == "image" and record.get("layout") == "image"
+        return info.targets.kind == targets and info.kind == "image" and record.get("layout") == "image"
     return applies
 
 
@@ -212,5 +213,5 @@ def _dense_images(task: str):
 # 0.782 (seed 1); 40 epochs: 0.818 / 0.825. centernet, 24 epochs: val mAP@0.5 0.232 on / 0.465 off, 0.315
 # with flip=0 (mirrored digits keep their class). On these scenes the crops, flips and jitter slow learning
 # more than they regularise, and gridseq train's 10 epochs for user data are shorter still.
-register(SegmentAugment, _dense_images("segment"), default=lambda info: False)
-register(DetectAugment, _dense_images("detect"), default=lambda info: False)
+register(SegmentAugment, _dense_images("mask"), default=lambda info: False)
+register(DetectAugment, _dense_images("boxes"), default=lambda info: False)

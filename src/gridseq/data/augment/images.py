@@ -155,7 +155,7 @@ class ImageAugment:
 
 def _classified_images(info) -> bool:
     record = info.preprocessing or {}
-    return info.kind == "image" and record.get("layout") == "image" and info.task == "classify"
+    return info.kind == "image" and record.get("layout") == "image" and info.targets.item_class
 
 
 # off by default, for photo folders too: on 2,000 photos (96x96, 3 epochs) it kept a resnet at chance on

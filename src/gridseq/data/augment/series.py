@@ -92,7 +92,7 @@ class SeriesAugment:
 
 def _classified_sequences(info) -> bool:
     record = info.preprocessing or {}
-    return info.kind in ("sequence", "series") and record.get("layout") == "sequence" and info.task == "classify"
+    return info.kind in ("sequence", "series") and record.get("layout") == "sequence" and info.targets.item_class
 
 
 register(SeriesAugment, _classified_sequences)  # off by default: see the module docstring

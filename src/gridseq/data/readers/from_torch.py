@@ -26,6 +26,7 @@ import torch
 from gridseq.data.contract import Dataset, DatasetInfo
 from gridseq.data.partition import train_val_test
 from gridseq.data.stream import StreamSplit
+from gridseq.data.targets import targets_of
 from gridseq.errors import ConfigError, DataError
 
 _KINDS = {3: "image", 2: "sequence", 4: "video"}  # x.dim() of one item -> kind
@@ -94,7 +95,7 @@ def from_torch(train, val=None, test=None, *, task: str = "classify", class_name
             labels out of range of class_names, splits with different item shapes.
         ConfigError: a task other than "classify".
     """
-    if task != "classify":
+    if not targets_of(task).item_class:  # (x, y) items with one class y each
         raise ConfigError(f"from_torch supports task='classify' for now, got {task!r}; wrap other tasks' data with "
                           f"gridseq.data.contract.Dataset directly.")
     given = {s: d for s, d in (("train", train), ("val", val), ("test", test)) if d is not None}

@@ -31,7 +31,7 @@ KNOWN_DATA_IMPORTS_TASKS_MODELS: set[tuple[str, str]] = set()
 # circles between top-level parts (each a strongly connected set of parts)
 KNOWN_PART_CIRCLES: list[set[str]] = []
 # modules other than gridseq.runs that still read a run directory with io.read_config / open_run
-KNOWN_OTHER_RUN_READERS = ["gridseq.export", "gridseq.textgen"]
+KNOWN_OTHER_RUN_READERS: list[str] = []
 
 
 def _module_name(path: Path) -> str:

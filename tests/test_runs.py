@@ -35,7 +35,7 @@ def test_open_gives_the_model_its_info_and_its_task(run_dir):
     assert run.model is run.model  # loaded once
     assert run.info.name == "digits" and run.info.num_classes == 10 and run.info.task == "classify"
     assert list(run.info.class_names) == [str(i) for i in range(10)]
-    assert run.task.name == "classify"
+    assert run.task.name == "classify" and run.task_name == "classify"
     assert "Run(" in repr(run) and "cnn" in repr(run)
 
 
@@ -98,7 +98,7 @@ def test_a_saved_model_without_a_data_section_has_no_info(tmp_path):
     model = gridseq.models.create("cnn", input_shape=(1, 8, 8), num_classes=3)
     gridseq.save(model, tmp_path / "bare")
     run = Run.open(tmp_path / "bare")
-    assert run.model_name == "cnn"
+    assert run.model_name == "cnn" and run.task_name is None
     with pytest.raises(CheckpointError, match="no data section"):
         run.info
     with pytest.raises(CheckpointError, match="no data section"):

@@ -62,6 +62,11 @@ class Run:
         """The registry name of the run's model, e.g. "cnn"."""
         return self.config["model"]["name"]
 
+    @property
+    def task_name(self) -> str | None:
+        """The name of the task the run was trained for (e.g. "classify"), or None for a model saved without one."""
+        return (self.config.get("task") or {}).get("name")
+
     @cached_property
     def model(self) -> nn.Module:
         """The trained model (the best weights), in eval mode. CheckpointError if the weights are unusable."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 from torch import nn
 
@@ -23,21 +22,20 @@ from gridseq.tasks.lm import sample_text
 
 def _resolve(model, vocab: Vocab | None) -> tuple[nn.Module, Vocab]:
     if isinstance(model, (str, os.PathLike)):
-        from gridseq.train import open_run
+        from gridseq.runs import Run
 
-        run_dir = Path(model)
-        model, config = open_run(run_dir)
-        task = ((config.get("task") or {}).get("name"))
-        declared = tasks.task_class(task)
+        run = Run.open(model)
+        declared = tasks.task_class(run.task_name)
         if declared is None or declared.generates != "text":
-            raise ConfigError(f"{run_dir} is a {task or 'non-language-model'} run; generate needs a language model run "
+            raise ConfigError(f"{run.path} is a {run.task_name or 'non-language-model'} run; generate needs a language model run "
                               f"(e.g. gridseq train pydoc --model lstm, or a .txt file with --task lm).")
         if vocab is None:
-            record = (((config.get("data") or {}).get("info") or {}).get("preprocessing") or {}).get("vocab")
+            record = run.info.preprocessing.get("vocab")
             if record is None:
-                raise ConfigError(f"{run_dir} has no vocabulary in its config.json: it was not trained on text; "
+                raise ConfigError(f"{run.path} has no vocabulary in its config.json: it was not trained on text; "
                                   f"generate needs a language model run (e.g. gridseq train pydoc --model lstm).")
             vocab = Vocab.from_json(record)
+        model = run.model
     if vocab is None:
         raise ConfigError("generate(model, ...) with a model object needs vocab=: the Vocab it was trained with.")
     return model, vocab

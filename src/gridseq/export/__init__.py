@@ -151,8 +151,6 @@ def export(source: str | os.PathLike | nn.Module, out: str | os.PathLike | None 
         CheckpointError: an unreadable directory.
         ExportError: the exporter failed, or the file does not match PyTorch within `tolerance`.
     """
-    from gridseq import io
-
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(map(repr, FORMATS))}, got {format!r}.")
     metadata: dict[str, str] = {}
@@ -161,10 +159,12 @@ def export(source: str | os.PathLike | nn.Module, out: str | os.PathLike | None 
         if out is None:
             raise ConfigError("export(model) needs out=: the file to write.")
     else:
-        config = io.read_config(source)
-        model = io.load(source)
-        out = Path(source) / f"model{FORMATS[format]}" if out is None else out
-        info = (config.get("data") or {}).get("info")
+        from gridseq.runs import Run
+
+        run = Run.open(source)
+        model = run.model
+        out = run.path / f"model{FORMATS[format]}" if out is None else out
+        info = (run.config.get("data") or {}).get("info")
         if info:
             metadata["gridseq_dataset_info"] = json.dumps(info)
     out = Path(out)

@@ -3,10 +3,12 @@ processes), the test split never read, and best.json's command reproducing the b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -45,6 +47,16 @@ def _finished(db: Path, name: str | None = None) -> list:
     storage = f"sqlite:///{db}"
     name = name or optuna.study.get_all_study_names(storage)[0]
     return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def _running(db: Path) -> bool:
+    """Whether a trial is RUNNING, read without opening an Optuna storage: opening one creates the schema,
+    which races with the process that is creating it (a UNIQUE failure on alembic_version, seen in CI)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
+            return con.execute("SELECT count(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0] > 0
+    except sqlite3.Error:  # the study is being created
+        return False
 
 
 # --- the space -------------------------------------------------------------------------------------
@@ -90,6 +102,41 @@ def test_list_choices_round_trip_through_optuna():
     assert values["model.channels"] in ([16, 32], [32, 64, 128])
     assert spaces.decode_params(trial.params) == values
     assert spaces.split_settings(values)[1]["channels"] in ((16, 32), (32, 64, 128))
+
+
+def test_one_layer_trials_do_not_sample_dropout_between_layers():
+    """torch's recurrent dropout acts only between stacked layers: a one-layer trial runs it off and does not
+    sample it (so TPE does not learn from a setting that did nothing); a two-layer trial samples it."""
+    space = {k: v for k, v in default_space("lstm").items() if k in ("model.num_layers", "model.dropout")}
+    assert spaces.stacked_only("lstm") == {"model.dropout"} and spaces.stacked_only("crnn") == set()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"model.num_layers": 1})
+    study.enqueue_trial({"model.num_layers": 2})
+    one, two = study.ask(), study.ask()
+    got = [spaces.suggest(t, space, stacked=spaces.stacked_only("lstm")) for t in (one, two)]
+    for trial in (one, two):
+        study.tell(trial, 0.5)
+    assert got[0] == {"model.num_layers": 1, "model.dropout": spaces.OFF} and "model.dropout" not in one.params
+    assert "model.dropout" in two.params and got[1]["model.dropout"] == two.params["model.dropout"]
+    first = study.trials[0]
+    assert first.user_attrs["inactive"] == {"model.dropout": spaces.OFF}
+    assert spaces.trial_settings(first) == got[0]
+
+
+def test_dropout_is_fixed_off_when_the_depth_is_one(series, tmp_path, caplog):
+    """With model.num_layers fixed at 1, dropout leaves the search and every trial, best.json and its
+    command run it off; searching it then is named as doing nothing."""
+    space = {"train.epochs": 1, "model.num_layers": 1, "model.hidden_size": {"type": "categorical", "choices": [8, 16]},
+             "model.bidirectional": False, "model.pooling": "last", "train.batch_size": 32}
+    result = tune(os.fspath(series), "gru", trials=2, out=tmp_path / "study", space=space, progress=False)
+    assert result.params["model.dropout"] == spaces.OFF and "model.dropout=0.0" in result.command
+    rows = json.loads((tmp_path / "study" / "trials.json").read_text())
+    assert all(r["params"].get("model.dropout", spaces.OFF) == spaces.OFF for r in rows)
+    searched = {**space, "model.dropout": {"type": "float", "low": 0.1, "high": 0.5}}
+    with caplog.at_level("WARNING", logger="gridseq.tune"):
+        again = tune(os.fspath(series), "gru", trials=1, out=tmp_path / "searched", space=searched, progress=False)
+    assert again.params["model.dropout"] == spaces.OFF
+    assert "model.dropout is not searched: with model.num_layers=1 it does nothing" in caplog.text
 
 
 class _Trial:
@@ -228,13 +275,8 @@ def test_sigkill_then_rerun_ends_with_exactly_n_trials(series, tmp_path):
     deadline = time.time() + 300  # a loaded machine can take minutes to import torch and load the data
     while time.time() < deadline:
         time.sleep(0.5)
-        if db.exists():
-            try:
-                trials = _finished(db)
-            except (IndexError, KeyError, sqlalchemy.exc.OperationalError):  # the study is being created
-                trials = []
-            if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-                break
+        if db.exists() and _running(db):
+            break
     else:
         proc.kill()
         pytest.fail("no trial started within 300 s")
@@ -329,11 +371,8 @@ def test_ctrl_c_stops_the_study_with_one_line(series, tmp_path):
     deadline = time.time() + 300  # a loaded machine can take minutes to import torch and load the data
     while time.time() < deadline:
         time.sleep(0.5)
-        try:
-            if db.exists() and any(t.state == optuna.trial.TrialState.RUNNING for t in _finished(db)):
-                break
-        except (IndexError, KeyError, sqlalchemy.exc.OperationalError):
-            continue
+        if db.exists() and _running(db):
+            break
     else:
         proc.kill()
         pytest.fail("no trial started within 300 s")

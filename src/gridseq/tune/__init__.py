@@ -140,12 +140,13 @@ def tune(dataset: str, model: str, *, trials: int = 20, timeout: float | None = 
     plan = Plan(dataset=dataset, model=entry.name, storage=storage or f"sqlite:///{(out / 'study.db').resolve()}",
                 study_name=study_name or f"{name}-{entry.name}-s{seed}", trials=trials, space=search, fixed=fixed,
                 data_options=dict(data_options or {}), view=view, seed=seed,
-                deadline=None if timeout is None else time.time() + timeout, threads=threads, cv=cv)
+                deadline=None if timeout is None else time.time() + timeout, threads=threads, cv=cv,
+                stacked=spaces.stacked_only(entry.name))
     _quiet_optuna()
     worker = Worker(plan)
     data = worker.data()
     search = _fit_to_data(search, data, fixed, user=set(_space_entries(space)))
-    plan.space = search
+    plan.space = search = _drop_stacked_only(plan, entry, worker.reader, user=set(_space_entries(space)))
     task = _task(entry.name, data.info)
     direction = "maximize" if task.higher_is_better else "minimize"
     study = open_study(plan, direction=direction)
@@ -192,6 +193,8 @@ def _enqueue_defaults(study, plan: Plan, entry, reader: str | None) -> None:
         value = list(value) if isinstance(value, tuple) else value
         if spaces.contains(dist, value):
             params[key] = spaces.label(value)
+    if params.get("model.num_layers", 2) <= 1:  # a one-layer trial does not sample these (space.suggest)
+        params = {k: v for k, v in params.items() if k not in plan.stacked}
     if params:
         study.enqueue_trial(params, user_attrs={"defaults": True}, skip_if_exists=True)
 
@@ -250,6 +253,33 @@ def _fit_to_data(search: dict, data, fixed: dict, *, user: set[str]) -> dict:
     return search
 
 
+def _drop_stacked_only(plan: Plan, entry, reader: str | None, *, user: set[str]) -> dict:
+    """`plan.space` without the settings that act only between stacked layers when the depth is not searched
+    and is 1 (fixed, or the defaults'); they are then fixed at off in `plan.fixed`, so no trial, no command
+    and no --train-best runs a one-layer model with dropout (which does nothing, and torch warns)."""
+    from gridseq.tune.study import build_settings
+
+    idle = sorted(k for k in plan.stacked if k in plan.space or k not in plan.fixed)
+    if not idle or "model.num_layers" in plan.space:
+        return plan.space
+    model_kw, _ = build_settings(plan.dataset, plan.model, plan.fixed, reader=reader)
+    layers = model_kw.get("num_layers", {f.name: f.default for f in dataclasses.fields(entry.config_cls)}.get("num_layers"))
+    if not isinstance(layers, int) or layers > 1:
+        return plan.space
+    search = dict(plan.space)
+    for key in idle:
+        if key in user and key in search:
+            _logger.warning("%s is not searched: with model.num_layers=%s it does nothing (%s's %s acts only between "
+                            "stacked layers); search model.num_layers too, or fix it above 1.", key, layers, plan.model,
+                            key.split(".", 1)[1])
+        search.pop(key, None)
+        plan.fixed[key] = spaces.OFF
+    if not search:
+        raise ConfigError(f"the search space is empty once {', '.join(idle)} is left out (it does nothing with "
+                          f"model.num_layers={layers}); leave something else to search, or fix model.num_layers above 1.")
+    return search
+
+
 def _task(model: str, info):
     from gridseq import tasks
     from gridseq.tasks import matching
@@ -274,7 +304,7 @@ def _result(study, plan: Plan, task, out: Path) -> TuneResult:
         raise ConfigError(f"no trial of {plan.study_name!r} completed ({c['pruned']} pruned, {c['failed']} failed); "
                           f"see {out / 'trials.json'} for their errors, then give more --trials or a longer --timeout.")
     best = study.best_trial
-    params = {**plan.fixed, **spaces.decode_params(best.params)}
+    params = {**plan.fixed, **spaces.trial_settings(best)}
     return TuneResult(dataset=plan.dataset, model=plan.model, value=float(best.value), metric=task.primary, direction=study.direction.name.lower(), params=params,
                       command=train_command(plan, params), best_trial=best.number, epochs=best.user_attrs.get("epochs"),
                       cv=plan.cv, trials=c, out=out,

@@ -42,7 +42,7 @@ def trial_rows(study) -> list[dict[str, Any]]:
         value = t.value if t.value is not None and math.isfinite(t.value) else None
         last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
         rows.append({"number": t.number, "state": t.state.name.lower(), "value": value, "last_reported": last,
-                     "params": spaces.decode_params(t.params), "epochs": t.user_attrs.get("epochs"),
+                     "params": spaces.trial_settings(t), "epochs": t.user_attrs.get("epochs"),
                      "seconds": None if seconds is None else round(seconds, 2),
                      **{k: t.user_attrs[k] for k in ("defaults", "stopped", "error", "surplus") if k in t.user_attrs},
                      **({"retried_from": t.system_attrs["failed_trial"]} if "failed_trial" in t.system_attrs else {})})

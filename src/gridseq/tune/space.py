@@ -66,6 +66,12 @@ _EXTRA = {
 # fields that exist in a config but are not searched by default for that model: the LSTM-FCN's dropout
 # is the paper's 0.8, far outside the others' range
 _SKIP = {"lstm-fcn": {"dropout"}}
+# families whose dropout acts only between stacked recurrent layers (torch.nn.LSTM's own dropout): with one
+# layer it does nothing (and torch warns), so a trial samples it only when its num_layers is above 1 and runs
+# with it off otherwise. crnn, crnn-ctc, seq2seq and the captioner also drop frame vectors, embeddings or the
+# head's input, so their dropout counts with one layer too.
+_STACKED_ONLY = {"rnn": {"model.dropout"}, "lstm": {"model.dropout"}, "gru": {"model.dropout"}}
+OFF = 0.0  # the value a stacked-only setting takes in a one-layer trial (dropout off)
 
 TYPES = ("float", "int", "categorical")
 
@@ -92,6 +98,17 @@ def default_space(model: str, *, fields: set[str] | None = None) -> dict[str, di
         space["model.channels"] = {"type": "categorical", "choices": copy.deepcopy(_CHANNELS[family])}
     space.update(copy.deepcopy(_EXTRA.get(family, {})))
     return {k: v for k, v in space.items() if k.split(".", 1)[1] in fields or k.startswith("train.")}
+
+
+def stacked_only(model: str) -> set[str]:
+    """The settings of `model` that act only between stacked layers: a trial samples them only when its
+    `model.num_layers` is above 1, and otherwise runs them at `OFF` (recorded in its "inactive" user
+    attribute). {"model.dropout"} for rnn, lstm and gru; empty for every other family.
+
+        >>> sorted(stacked_only("lstm")), sorted(stacked_only("crnn"))
+        (['model.dropout'], [])
+    """
+    return set(_STACKED_ONLY.get(_family(model), ()))
 
 
 def _family(model: str) -> str:
@@ -194,19 +211,45 @@ def check_distribution(key: str, dist: dict[str, Any], *, where: str = "the spac
     return dict(dist)
 
 
-def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One value per setting of `space` from an Optuna trial; list-valued choices come back as lists."""
-    values = {}
+def suggest(trial, space: dict[str, dict[str, Any]], *, stacked: set[str] | frozenset = frozenset()) -> dict[str, Any]:
+    """One value per setting of `space` from an Optuna trial; list-valued choices come back as lists.
+
+    Args:
+        stacked: settings that act only between stacked layers (`stacked_only`). With `model.num_layers`
+            in `space` it is drawn first; a trial with one layer does not sample them (they are not in its
+            `params`) but gets them at `OFF`, recorded in its "inactive" user attribute.
+    """
+    values: dict[str, Any] = {}
+    inactive = {}
+    layers = "model.num_layers"
     for key, dist in space.items():
-        if dist["type"] == "float":
-            values[key] = trial.suggest_float(key, dist["low"], dist["high"], log=bool(dist.get("log")), step=dist.get("step"))
-        elif dist["type"] == "int":
-            values[key] = trial.suggest_int(key, dist["low"], dist["high"], log=bool(dist.get("log")), step=dist.get("step") or 1)
-        else:
-            # Optuna stores categorical choices as None/bool/int/float/str: lists go by their JSON text
-            labels = [label(c) for c in dist["choices"]]
-            values[key] = _unlabel(trial.suggest_categorical(key, labels))
+        if key in values:
+            continue
+        if key in stacked and layers in space:
+            if layers not in values:  # define-by-run: the depth decides whether this setting exists
+                values[layers] = _suggest(trial, layers, space[layers])
+            if values[layers] <= 1:
+                values[key] = inactive[key] = OFF
+                continue
+        values[key] = _suggest(trial, key, dist)
+    if inactive:
+        trial.set_user_attr("inactive", inactive)
     return values
+
+
+def _suggest(trial, key: str, dist: dict[str, Any]) -> Any:
+    if dist["type"] == "float":
+        return trial.suggest_float(key, dist["low"], dist["high"], log=bool(dist.get("log")), step=dist.get("step"))
+    if dist["type"] == "int":
+        return trial.suggest_int(key, dist["low"], dist["high"], log=bool(dist.get("log")), step=dist.get("step") or 1)
+    # Optuna stores categorical choices as None/bool/int/float/str: lists go by their JSON text
+    labels = [label(c) for c in dist["choices"]]
+    return _unlabel(trial.suggest_categorical(key, labels))
+
+
+def trial_settings(trial) -> dict[str, Any]:
+    """A trial's searched settings: its `params` decoded, and the settings it ran with off (`suggest`)."""
+    return {**decode_params(trial.params), **trial.user_attrs.get("inactive", {})}
 
 
 def decode_params(params: dict[str, Any]) -> dict[str, Any]:

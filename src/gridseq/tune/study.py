@@ -61,6 +61,7 @@ class Plan:
     deadline: float | None = None  # time.time() after which no trial starts and running ones stop
     threads: int | None = None
     cv: int | None = None  # score each trial by k-fold cross-validation of train + val (gridseq.train.cross_validate)
+    stacked: set[str] = field(default_factory=set)  # settings sampled only when num_layers > 1 (space.stacked_only)
     heartbeat: int = HEARTBEAT
     grace: int = GRACE
 
@@ -279,7 +280,7 @@ class Worker:
         if len(live) >= self.plan.trials:
             trial.set_user_attr("surplus", True)
             raise _Surplus(f"the study already has {self.plan.trials} trials")
-        settings = {**self.plan.fixed, **spaces.suggest(trial, self.plan.space)}
+        settings = {**self.plan.fixed, **spaces.suggest(trial, self.plan.space, stacked=self.plan.stacked)}
         pruning = _CVPruning if self.plan.cv else _Pruning
         try:
             value, reason, epochs = train_trial(self.plan, self.data(), settings, reader=self._reader,

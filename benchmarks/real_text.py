@@ -95,19 +95,19 @@ def main() -> None:
         rows += translation(args.run, args.beam)
     if "lm" in args.only:
         rows += language_model(args.lm_run)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "real_text.json"
+    merged = json.loads(out.read_text()) if out.exists() else {}
+    merged.update({f"{r['dataset']}/{r['system']}": r for r in rows})  # earlier runs' rows are kept
     lines = ["| dataset | system | test BLEU (100 x bleu4) | test chrF (100 x chrf) | test bits/char | seconds |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
+    for r in merged.values():
         bleu = f"{100 * r['bleu4']:.2f}" if "bleu4" in r else ""
         chrf = f"{100 * r['chrf']:.2f}" if "chrf" in r else ""
         bpc = f"{r['bits_per_char']:.3f}" if "bits_per_char" in r else ""
         lines.append(f"| {r['dataset']} | {r['system']} | {bleu} | {chrf} | {bpc} | {r['seconds']} |")
     print("\n".join(lines))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "real_text.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    previous.update({f"{r['dataset']}/{r['system']}": r for r in rows})
-    out.write_text(json.dumps(previous, indent=2, ensure_ascii=False, default=float) + "\n")
+    out.write_text(json.dumps(merged, indent=2, ensure_ascii=False, default=float) + "\n")
     (RESULTS / "real_text.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
 

@@ -267,3 +267,39 @@ def test_rejects_wrong_layouts_with_shape_error(name, info, variant):
         except Exception as e:  # noqa: BLE001 - any other error is what the check is for
             missed.append(f"{what}: {type(e).__name__}: {e}")
     assert not missed, "\n".join(missed)
+
+
+def _randomise_batchnorm(model):
+    """Running statistics and affine weights far from their initial 0/1, so a wrong fold shows."""
+    g = torch.Generator().manual_seed(2)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g))
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.randn(n, generator=g))
+                m.bias.data.copy_(torch.randn(n, generator=g))
+
+
+# BatchNorms that no convolution feeds directly, so folding keeps them; every other one must fold (a new
+# model whose conv feeds its BatchNorm through a ModuleDict or its own forward declares `conv_bn_pairs`)
+LEFT_UNFOLDED = {"resnet1d": 1}  # the identity shortcut of its residual block is a lone BatchNorm
+
+
+@pytest.mark.parametrize(("name", "info", "variant"), [c for c in CASES if not c.values[2]])
+def test_batchnorm_folding_keeps_eval_outputs(name, info, variant):
+    from gridseq.nn.fuse import count_batchnorm, fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build(name, info, variant)
+    _randomise_batchnorm(model)
+    model.eval()
+    x, lengths = sample_input(info)
+    with torch.no_grad():
+        before = run(model, x, lengths)
+        folded = fold_batchnorm(model)
+        after = run(folded, x, lengths)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    assert count_batchnorm(model) >= count_batchnorm(folded), "the original is not changed"
+    assert count_batchnorm(folded) == LEFT_UNFOLDED.get(name, 0)

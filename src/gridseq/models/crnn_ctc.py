@@ -137,6 +137,10 @@ class CRNN(nn.Module):
         self.head = nn.Linear(self.rnn.output_size, c.num_classes)
         self.drop = nn.Dropout(c.dropout)
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """Each block's norm reads its conv's output unchanged (for `gridseq.nn.fuse.fold_batchnorm`)."""
+        return [(f"blocks.{i}.conv", f"blocks.{i}.norm") for i in range(len(self.blocks))]
+
     @property
     def time_reduction(self) -> int:
         """The product of the time pool factors: roughly T / T'."""

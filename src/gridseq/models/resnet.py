@@ -136,6 +136,10 @@ class BasicBlock(nn.Module):
         else:
             self.shortcut = nn.Identity()
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """Each BatchNorm reads its conv's output unchanged (for `gridseq.nn.fuse.fold_batchnorm`)."""
+        return [("conv1", "bn1"), ("conv2", "bn2")]
+
     def forward(self, x: Tensor) -> Tensor:
         h = self.act(self.bn1(self.conv1(x)))
         return self.act(self.bn2(self.conv2(h)) + self.shortcut(x))

@@ -179,6 +179,10 @@ class ConvBlock(nn.Module):
         """Spatial size of the output for an input of spatial size `size`."""
         return self.pool.output_size(size) if isinstance(self.pool, MaxPool) else tuple(size)
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """The norm reads the conv's output unchanged (for `gridseq.nn.fuse.fold_batchnorm`)."""
+        return [("conv", "norm")]
+
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(self.act(self.norm(self.conv(x))))
 

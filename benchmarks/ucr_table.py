@@ -9,8 +9,14 @@ changed default reruns its cells).
     python benchmarks/ucr_table.py                         # the full grid: 4 datasets x 6 models x 3 seeds
     python benchmarks/ucr_table.py --datasets ucr/gunpoint --models fcn --seeds 0 1 2
     python benchmarks/ucr_table.py --table-only            # rewrite the markdown from the JSON
+    python benchmarks/ucr_table.py --cv 5 --models fcn     # the small-data protocol (below)
 
 Writes benchmarks/results/ucr_table.json (one record per run) and ucr_table.md (mean ± std over seeds).
+
+With `--cv K` each cell runs the small-data protocol instead (`gridseq train DATASET --model MODEL --seed S
+--cv K --refit`): K-fold cross-validation of the defaults on the training items (train + val) chooses the
+epoch count, then one run on all training items for that many epochs is scored on test, once. Its records go
+to ucr_cv_refit.json / ucr_cv_refit.md.
 Needs the `ucr` extra (pip install 'gridseq[ucr]').
 """
 
@@ -29,6 +35,7 @@ import torch
 
 from gridseq import datasets, defaults, models, train
 from gridseq._atomic import atomic_write_text
+from gridseq.train import crossval
 
 DATASETS = ("ucr/gunpoint", "ucr/italypowerdemand", "ucr/basicmotions", "ucr/japanesevowels")
 MODELS = ("fcn", "resnet1d", "lstm", "gru", "lstm-fcn", "tcn")
@@ -69,6 +76,28 @@ def run_one_with(dataset: str, model: str, seed: int, train_kw: dict, model_kw: 
     }
 
 
+def run_cv_refit(dataset: str, model: str, seed: int, folds: int, epochs: int | None) -> dict:
+    """The small-data protocol for one cell, as `gridseq train DATASET --model MODEL --seed S --cv K --refit`."""
+    settings = defaults.lookup(dataset, model)
+    train_kw = {**settings["train"], **({"epochs": epochs} if epochs else {})}
+    data = datasets.load(dataset, seed=seed)
+    fields = {f for f in models.entry(model).config_cls.__dataclass_fields__}
+    model_kw = {k: v for k, v in settings["model"].items() if k in fields}
+
+    def build():
+        return models.create_for(model, data.info, **model_kw)
+
+    fit_kw = {k: v for k, v in train_kw.items() if k not in ("select", "patience")}
+    started = time.perf_counter()
+    cv = crossval.cross_validate(build, data, folds=folds, seed=seed, progress=False, **fit_kw)
+    result = crossval.refit(build, data, seed=seed, cv=cv, progress=False, **{**fit_kw, "epochs": cv.best_epochs})
+    return {
+        "dataset": dataset, "model": model, "seed": seed, "folds": folds, "epochs": cv.best_epochs,
+        "test_accuracy": result.test["accuracy"], "cv_accuracy": cv.mean, "cv_std": cv.std,
+        "seconds": round(time.perf_counter() - started, 1), "train": train_kw, "model_settings": settings["model"],
+    }
+
+
 def append(json_path: Path, record: dict, fields: tuple[str, ...] = ("dataset", "model", "seed")) -> list[dict]:
     """Add one record to the JSON file, replacing an older record with the same `fields` (a run of the
     same cell and seed).
@@ -91,7 +120,9 @@ def table(records: list[dict]) -> str:
     names = [m for m in MODELS if any(r["model"] == m for r in records)]
     head = ["dataset", *names, "FCN (Fawaz)", "ResNet (Fawaz)", "FCN (Wang)", "ResNet (Wang)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for dataset in DATASETS:
+    for dataset in dict.fromkeys([*DATASETS, *(r["dataset"] for r in records)]):
+        if not any(r["dataset"] == dataset for r in records):
+            continue
         cells = [dataset]
         for model in names:
             accs = [100 * r["test_accuracy"] for r in records if r["dataset"] == dataset and r["model"] == model]
@@ -120,11 +151,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the defaults table's epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the machine is shared)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--cv", type=int, default=None, metavar="K",
+                        help="run the small-data protocol: K-fold cross-validation chooses the epochs, then a refit")
     parser.add_argument("--table-only", action="store_true", help="only rewrite the markdown from the JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = args.out / "ucr_table.json", args.out / "ucr_table.md"
+    stem = "ucr_cv_refit" if args.cv else "ucr_table"
+    json_path, md_path = args.out / f"{stem}.json", args.out / f"{stem}.md"
     records = json.loads(json_path.read_text()) if json_path.exists() else []
     if not args.table_only:
         for dataset in args.datasets:
@@ -137,7 +171,10 @@ def main() -> None:
                             and r["train"] == train_kw and r.get("model_settings", {}) == settings["model"]]
                     if done:
                         continue
-                    record = run_one(dataset, model, seed, args.epochs)
+                    if args.cv:
+                        record = run_cv_refit(dataset, model, seed, args.cv, args.epochs)
+                    else:
+                        record = run_one(dataset, model, seed, args.epochs)
                     records = append(json_path, record)
                     print(f"{dataset:24s} {model:9s} seed {seed}: test {record['test_accuracy']:.4f} "
                           f"({record['seconds']:.0f} s)", flush=True)

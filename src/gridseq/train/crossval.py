@@ -9,7 +9,8 @@ setting on every training item instead:
    classification), and trains a fresh model k times with `fit`, each time on k-1 folds, validating on
    the held-out fold every epoch. The mean held-out curve picks the epoch count.
 2. `refit` trains once more on all training items for that many epochs (keeping the last weights)
-   and evaluates the test split, once.
+   and evaluates the test split, once. Its learning-rate schedule is built for the folds' epoch count
+   (`horizon`) and the run stops at the chosen epoch, so it follows the trajectory the curves measured.
 
 The test split is never read by `cross_validate`.
 
@@ -25,7 +26,7 @@ Example:
     >>> cv = cross_validate(build, data, folds=5, epochs=200, batch_size=16)  # doctest: +SKIP
     >>> cv.mean, cv.best_epochs  # doctest: +SKIP
     (0.98, 180)
-    >>> refit(build, data, epochs=cv.best_epochs, batch_size=16, cv=cv).test["accuracy"]  # doctest: +SKIP
+    >>> refit(build, data, epochs=cv.best_epochs, horizon=200, batch_size=16, cv=cv).test["accuracy"]  # doctest: +SKIP
     1.0
 """
 
@@ -107,6 +108,8 @@ class CVResult:
         seconds: wall time of all folds.
         histories: each fold's `FitResult.history` (train_*/val_* per epoch; val = the held-out fold).
         mean_loss_curve: per epoch, the mean held-out loss over folds (the tie-break).
+        epochs: the epoch count each fold was run with (its learning-rate schedule's length; `refit`'s
+            default horizon).
     """
 
     folds: int
@@ -125,11 +128,13 @@ class CVResult:
     seconds: float
     histories: list[list[dict[str, Any]]] = field(default_factory=list)
     mean_loss_curve: list[float] = field(default_factory=list)
+    epochs: int = 0
 
     def summary(self) -> dict[str, Any]:
         """The short record a refitted run's config.json keeps under "cv"."""
         return {"folds": self.folds, "seed": self.seed, "primary": self.primary, "scores": self.scores,
-                "mean": self.mean, "std": self.std, "best_epochs": self.best_epochs, "items": self.items}
+                "mean": self.mean, "std": self.std, "best_epochs": self.best_epochs, "epochs": self.epochs,
+                "items": self.items}
 
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-able (what `gridseq train --cv` writes as cv.json)."""
@@ -317,7 +322,8 @@ def cross_validate(
     return CVResult(folds=k, seed=seed, primary=primary, higher_is_better=higher, curves=curves, mean_curve=mean_curve,
                     best_epochs=best, scores=scores, mean=float(np.mean(scores)), std=float(np.std(scores)),
                     fold_sizes=sizes, items=len(pool), stratified=stratified,
-                    seconds=time.perf_counter() - started, histories=histories, mean_loss_curve=mean_loss)
+                    seconds=time.perf_counter() - started, histories=histories, mean_loss_curve=mean_loss,
+                    epochs=epochs)
 
 
 def refit(
@@ -325,6 +331,7 @@ def refit(
     data: Dataset,
     *,
     epochs: int,
+    horizon: int | None = None,
     seed: int = 0,
     cv: CVResult | None = None,
     **fit_kwargs: Any,
@@ -335,6 +342,11 @@ def refit(
         build_model: as for `cross_validate` (called after `seed_everything(seed)`).
         data: the dataset; its train and val splits are pooled for training, its test split is scored.
         epochs: the epoch count, usually `cv.best_epochs`.
+        horizon: the epoch count the learning-rate schedule is built for; training stops after
+            `epochs` of them. Pass the folds' epoch count, so that with a schedule tied to the run's
+            length (cosine, onecycle) the refit follows the trajectory the held-out curves were
+            measured on: its epoch `epochs` then has the learning rate the folds had there, instead of
+            a schedule squeezed into `epochs`. Default: `cv.epochs` when `cv` is given, else `epochs`.
         seed: seeds the model and `fit`. Default: 0.
         cv: the cross-validation that chose the setting; with a `run_dir`, its `summary()` is recorded
             in config.json under "cv". Default: None.
@@ -349,12 +361,33 @@ def refit(
         raise ConfigError(f"refit trains on every training item with no validation split, so it keeps the last epoch "
                           f"and cannot stop early; remove select={fit_kwargs.get('select')!r} / "
                           f"patience={fit_kwargs.get('patience')!r} (the epoch count comes from cross-validation).")
+    if horizon is None:
+        horizon = max(cv.epochs, epochs) if cv is not None else epochs
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < epochs:
+        raise ConfigError(f"refit's horizon is the schedule's length in epochs, at least epochs={epochs}; got {horizon!r}.")
     fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("select", "patience")}
+    callbacks = list(fit_kwargs.pop("callbacks", None) or [])
+    if horizon > epochs:
+        callbacks.append(_StopAfter(epochs))
     pool = training_items(data)
     empty = subset(pool, np.zeros(0, dtype=np.int64))
     seed_everything(seed)
     model = build_model()
-    result = fit(model, Dataset(data.info, pool, empty, data.test), epochs=epochs, select="last", seed=seed, **fit_kwargs)
-    if cv is not None and result.run_dir is not None and distributed.is_main():
-        add_config_section(result.run_dir, "cv", cv.summary())
+    result = fit(model, Dataset(data.info, pool, empty, data.test), epochs=horizon, select="last", seed=seed,
+                 callbacks=callbacks, **fit_kwargs)
+    if result.run_dir is not None and distributed.is_main():
+        add_config_section(result.run_dir, "refit", {"epochs": epochs, "horizon": horizon})
+        if cv is not None:
+            add_config_section(result.run_dir, "cv", cv.summary())
     return result
+
+
+class _StopAfter:
+    """Ends a refit after `epochs` epochs of a longer schedule."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_end(self, state) -> None:
+        if len(state.history) >= self.epochs:
+            state.should_stop = True

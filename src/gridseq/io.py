@@ -17,6 +17,7 @@ from torch import nn
 from gridseq._atomic import atomic_write, atomic_write_text
 from gridseq.errors import CheckpointError, ConfigError
 from gridseq.models import registry
+from gridseq.models.traits import config_of
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -25,13 +26,13 @@ WEIGHTS_FILE = "model.safetensors"
 
 def model_spec(model: nn.Module) -> dict:
     """`{"name": ..., "config": {...}}` for a model built by `gridseq.models.create`."""
-    name = getattr(model, "gridseq_name", None)
-    if name is None or not dataclasses.is_dataclass(getattr(model, "config", None)):
+    name, config = registry.registered_name(model), config_of(model)
+    if name is None or config is None:
         raise ConfigError(
             f"{type(model).__name__} was not built by gridseq.models.create(); only registered models can be "
             f"saved as config + weights (for other modules use safetensors.torch.save_model directly)."
         )
-    return {"name": name, "config": dataclasses.asdict(model.config)}
+    return {"name": name, "config": dataclasses.asdict(config)}
 
 
 def save(model: nn.Module, directory: str | os.PathLike, *, extra: dict | None = None) -> Path:

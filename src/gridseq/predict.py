@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from gridseq.data.contract import Batch, DatasetInfo
 from gridseq.errors import DataError
+from gridseq.models import registry
 from gridseq.tasks.base import top_probabilities  # noqa: F401 -- re-exported: serve.stream and scripts use it
 from gridseq.tasks.inputs import MAX_BEAM, InputLimits, as_numbers, check_items  # noqa: F401 -- re-exported
 
@@ -67,7 +68,7 @@ class Predictor:
         self.info = info
         self.task = tasks.for_data(info, model)
         self.task.check_predictable()
-        self.name = name or getattr(model, "gridseq_name", type(model).__name__)
+        self.name = name or registry.model_name(model)
         self.limits = limits or InputLimits()
         self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
         record = info.preprocessing or {}
@@ -108,7 +109,7 @@ class Predictor:
         spec = self.task.input_spec()
         spec["limits"] = {k: v for k, v in vars(self.limits).items() if v is not None}
         return {
-            "name": self.name, "model": getattr(self.model, "gridseq_name", type(self.model).__name__), "task": self.info.task,
+            "name": self.name, "model": registry.model_name(self.model), "task": self.info.task,
             "classes": list(self.info.class_names) if self.task.has_classes else None,
             "input": spec, "options": self.options,
         }

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from gridseq.cli.common import EXIT_OK, console, positive_int, print_json
+from gridseq.models.traits import traits
 
 
 def register(sub, parents) -> None:
@@ -50,7 +51,7 @@ def sample_images(run_dir, n: int, class_: str | int | None = None, *, seed: int
 
     run = Run.open(run_dir)
     config, model = run.config, run.model
-    if not callable(getattr(model, "sample", None)) or run.task.generates != "images":
+    if not traits(model).samples or run.task.generates != "images":
         raise ConfigError(f"{run_dir} holds a {config['model']['name']!r} model, not an image generator; "
                           f"`gridseq sample` needs a run trained with --model vae or --model dcgan.")
     info = config.get("data", {}).get("info", {})

@@ -36,6 +36,7 @@ from gridseq.compare.plan import Budget, ModelSpec, resolve_settings
 from gridseq.compare.progress import Job, Progress
 from gridseq.data import builtin as catalog
 from gridseq.errors import ConfigError, GridseqError
+from gridseq.models.traits import config_of
 from gridseq.tasks import matching
 from gridseq.train import optim
 from gridseq.train.callbacks import Callback
@@ -175,7 +176,7 @@ def _same_model(a: dict[str, Any], b: dict[str, Any], model, info) -> bool:
     after the registry fills in the data-dependent fields)."""
     if (a["registry"], a["train"], a["view"]) != (b["registry"], b["train"], b["view"]):
         return False
-    return models.build_config(a["registry"], **{**_from_info(a["registry"], info), **a["model"]}) == getattr(model, "config", None)
+    return models.build_config(a["registry"], **{**_from_info(a["registry"], info), **a["model"]}) == config_of(model)
 
 
 def _from_info(name: str, info) -> dict[str, Any]:

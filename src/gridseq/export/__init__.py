@@ -61,6 +61,7 @@ from gridseq.export.traceable import (  # noqa: F401  (public names, re-exported
 )
 from gridseq.models import registry
 from gridseq.models.captioner import Captioner
+from gridseq.models.traits import config_of
 
 _logger = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ def _metadata(model: nn.Module, metadata: dict[str, str]) -> dict[str, str]:
     from gridseq import io
 
     name = registry.model_name(model)
-    return {**metadata, "gridseq_model": json.dumps(io.model_spec(model)) if hasattr(model, "gridseq_name") else name,
+    return {**metadata, "gridseq_model": json.dumps(io.model_spec(model)) if registry.registered_name(model) else name,
             "gridseq_version": __import__("gridseq").__version__}
 
 
@@ -282,7 +283,7 @@ def _spec(model: nn.Module) -> _Spec:
     from gridseq.models.seq2seq import Seq2Seq
     from gridseq.models.tcn import TCN
 
-    c = getattr(model, "config", None)
+    c = config_of(model)
     name = registry.model_name(model)
     if isinstance(model, Seq2Seq):
         raise ConfigError(f"{name} does not export to ONNX: its greedy and beam-search decoding are loops whose length and "

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from gridseq._validation import did_you_mean
 from gridseq.errors import ConfigError
+from gridseq.models.traits import traits
 from gridseq.nn.decoder import Decoder
 from gridseq.nn.recurrent import Recurrent
 
@@ -68,8 +69,8 @@ def has_recurrent(model: nn.Module) -> bool:
 def has_attention(model: nn.Module) -> bool:
     """Whether the model decodes with attention: it has `generate(..., return_attention=True)` and an
     attention module (a seq2seq model built with attention="none" has none)."""
-    decoder = getattr(model, "decoder", None)
-    return callable(getattr(model, "generate", None)) and getattr(decoder, "attention", None) is not None
+    declared = traits(model)
+    return declared.decodes and declared.attention
 
 
 def conv_filters(model: nn.Module) -> np.ndarray:
@@ -236,7 +237,7 @@ def recurrent_layer(model: nn.Module, name: str | None = None) -> tuple[str, Rec
 
 def _decoder_calls(model: nn.Module, decoder: Decoder, x: Tensor, lengths: Tensor | None) -> list[dict]:
     """The (x (B, 1, F), state) of every step of the decoder's RNN while the model decodes `x` greedily."""
-    if not callable(getattr(model, "generate", None)):
+    if not traits(model).decodes:
         raise ConfigError(f"{type(model).__name__} has a decoder but no generate(); cannot trace its steps.")
     calls: list[dict] = []
     step = decoder._run
@@ -278,7 +279,7 @@ def attention(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, bea
         >>> ids.shape[1] == w.shape[1] <= 5, w.shape[2]
         (True, 6)
     """
-    if not callable(getattr(model, "generate", None)):
+    if not traits(model).decodes:
         raise ConfigError(f"{type(model).__name__} does not decode (it has no generate()), so it has no attention to show; "
                           f"inspect a seq2seq or captioning run.")
 
@@ -297,7 +298,7 @@ def attention(model: nn.Module, x: Tensor, lengths: Tensor | None = None, *, bea
 def _encode(model: nn.Module, x: Tensor, lengths: Tensor | None):
     """Run the part of the model that reads the input: `encode` where the model has one (encoder-decoders:
     a full forward would need a target), else the forward pass."""
-    run = model.encode if callable(getattr(model, "encode", None)) else model
+    run = model.encode if traits(model).encodes else model
     return run(x) if lengths is None else run(x, lengths)
 
 

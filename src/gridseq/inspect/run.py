@@ -21,6 +21,7 @@ import torch
 
 from gridseq.errors import ConfigError, DataError
 from gridseq.inspect import extract, plots
+from gridseq.models.traits import traits
 
 _SCALE_NOTE = "gates 0 (purple) to 1 (yellow); tanh values and states negative (blue) to positive (red)"
 
@@ -101,7 +102,7 @@ def inspect_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, input: st
         kind = {"rnn": "Elman", "lstm": "LSTM", "gru": "GRU"}[rec.mode] + (", bidirectional" if rec.bidirectional else "")
         result.files.append(plots.plot_rnn_trace(one, out / "rnn_trace.png", steps=labels_over_time,
                                                  title=f"{name}: {layer_name} ({kind}) over time\n" + _SCALE_NOTE))
-    if callable(getattr(model, "generate", None)):
+    if traits(model).decodes:
         found = True
         if extract.has_attention(model):
             ids, weights = extract.attention(model, batch.x, batch.lengths, beam=beam)
@@ -226,9 +227,8 @@ def _grid(model, weights: np.ndarray) -> np.ndarray:
     if weights.ndim == 3:
         return weights
     positions = weights.shape[-1]
-    for attr in ("grid_size", "feature_grid", "feature_shape"):
-        shape = getattr(model, attr, None)
-        if shape is not None and len(tuple(shape)) >= 2 and math.prod(tuple(shape)[-2:]) == positions:
-            return weights.reshape(len(weights), *tuple(shape)[-2:])
+    shape = traits(model).feature_grid
+    if shape is not None and math.prod(shape) == positions:
+        return weights.reshape(len(weights), *shape)
     side = math.isqrt(positions)
     return weights.reshape(len(weights), side, side) if side * side == positions else weights.reshape(len(weights), 1, positions)

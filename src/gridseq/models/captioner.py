@@ -17,6 +17,7 @@ Targets follow `gridseq.data.vocab`: the caption's word ids then <eos>, padded w
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,7 @@ from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.cnn import CNN, CNNConfig
 from gridseq.models.registry import register
 from gridseq.models.seq2seq import ATTENTIONS, Encoded
+from gridseq.models.traits import Traits
 from gridseq.nn.decoder import Decoder, StateBridge
 from gridseq.nn.recurrent import IMPLS, MODES
 from gridseq.shapes import check_tokens
@@ -146,6 +148,7 @@ class Captioner(nn.Module):
 
     Config = CaptionerConfig
     topology = "one-to-many"
+    TRAITS = Traits(encodes=True, decodes=True, attention=True)  # refined in __init__
 
     def __init__(self, config: CaptionerConfig) -> None:
         super().__init__()
@@ -166,6 +169,7 @@ class Captioner(nn.Module):
             c.num_classes, c.embedding_dim, c.hidden_size, c.num_layers, c.mode, attention=attention,
             memory_size=channels if attention else None, dropout=c.dropout, impl=c.impl,
         )
+        self.TRAITS = dataclasses.replace(Captioner.TRAITS, attention=attention is not None, feature_grid=self.feature_grid)
         self.drop = nn.Dropout(c.dropout)
 
     def encode(self, x: Tensor, lengths: Tensor | None = None) -> Encoded:

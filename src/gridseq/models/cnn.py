@@ -25,6 +25,7 @@ from gridseq import shapes
 from gridseq._validation import check_choice, check_int_tuple, check_positive_int, check_probability
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 from gridseq.nn.conv import ConvBlock, MaxPool
 from gridseq.nn.sequence import to_fixed_length
 
@@ -144,6 +145,7 @@ class CNN(nn.Module):
 
     Config = CNNConfig
     topology = "one-to-one"
+    TRAITS = Traits()
 
     def __init__(self, config: CNNConfig):
         super().__init__()

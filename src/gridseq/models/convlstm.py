@@ -25,6 +25,7 @@ from gridseq._validation import check_int_tuple, check_positive_int
 from gridseq.errors import ConfigError
 from gridseq.models.crnn import _check_bools, _check_frame_shape, _zero_padded, check_frames
 from gridseq.models.registry import per_step_for, register
+from gridseq.models.traits import Traits
 from gridseq.nn.conv import Conv, ConvBlock
 from gridseq.nn.sequence import last_valid, length_mask
 from gridseq.nn.stream import Stream
@@ -117,6 +118,7 @@ class ConvLSTM(nn.Module):
 
     Config = ConvLSTMConfig
     topology = "many-to-one"
+    TRAITS = Traits(streams=True)
     bidirectional = False
 
     def __init__(self, config: ConvLSTMConfig) -> None:

@@ -23,6 +23,7 @@ from gridseq._validation import check_choice, check_int_tuple, check_positive_in
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.cnn import CNN, CNNConfig
 from gridseq.models.registry import per_step_for, register
+from gridseq.models.traits import Traits
 from gridseq.nn.recurrent import IMPLS, MODES, Recurrent
 from gridseq.nn.sequence import final_features, length_mask, masked_max, masked_mean
 from gridseq.nn.stream import PooledStream, RecurrentStream
@@ -178,6 +179,7 @@ class CRNN(nn.Module):
 
     Config = CRNNConfig
     topology = "many-to-one"  # many-to-many when config.per_step
+    TRAITS = Traits(streams=True)
 
     def __init__(self, config: CRNNConfig) -> None:
         super().__init__()
@@ -290,6 +292,7 @@ class FrameCNN(nn.Module):
 
     Config = FrameCNNConfig
     topology = "many-to-one"
+    TRAITS = Traits(streams=True)
 
     def __init__(self, config: FrameCNNConfig) -> None:
         super().__init__()

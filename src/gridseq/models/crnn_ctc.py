@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from gridseq._validation import check_choice, check_positive_int, check_probability
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.registry import register
+from gridseq.models.traits import Traits
 from gridseq.nn.recurrent import IMPLS, MODES, Recurrent
 from gridseq.nn.sequence import length_mask
 from gridseq.nn.stream import Stream, refuse_bidirectional
@@ -117,6 +118,7 @@ class CRNN(nn.Module):
 
     Config = CRNNConfig
     topology = "many-to-many"
+    TRAITS = Traits(streams=True, output_lengths=True)
 
     def __init__(self, config: CRNNConfig) -> None:
         super().__init__()

@@ -17,6 +17,7 @@ its own objective (the non-saturating GAN loss). tests/models/test_generative.py
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,7 @@ from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int
 from gridseq.errors import ConfigError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 from gridseq.models.vae import check_generator_shape, check_labels, generator_from_info, one_hot_channels
 
 
@@ -113,7 +115,7 @@ class DCGAN(nn.Module):
 
     Config = DCGANConfig
     topology = "generative"
-    serves_task = "generate-image"
+    TRAITS = Traits(serves_task="generate-image", samples=True)  # classes and betas: refined in __init__
 
     def __init__(self, config: DCGANConfig):
         super().__init__()
@@ -129,6 +131,7 @@ class DCGAN(nn.Module):
             nn.ConvTranspose2d(c1, c, 4, 2, 1),  # (B, C, H, W), unbounded: the data are normalised
         )
         self.discriminator = Discriminator(config)
+        self.TRAITS = dataclasses.replace(DCGAN.TRAITS, conditional_classes=config.num_classes, adam_betas=self.adam_betas)
 
     @property
     def adam_betas(self) -> tuple[float, float]:

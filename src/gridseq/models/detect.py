@@ -32,6 +32,7 @@ from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.registry import register
+from gridseq.models.traits import Traits
 from gridseq.nn.conv import Down, Up, double_conv
 
 PRIOR = 0.05  # initial heatmap probability: the heads start near "no object" (focal-loss init, Lin et al. 2017)
@@ -91,6 +92,7 @@ class CenterNet(nn.Module):
 
     Config = CenterNetConfig
     topology = "many-to-many"
+    TRAITS = Traits(output_grid=True)
 
     def __init__(self, config: CenterNetConfig):
         super().__init__()

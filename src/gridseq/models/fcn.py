@@ -26,6 +26,7 @@ from gridseq import shapes
 from gridseq._validation import check_choice, check_int_tuple, check_positive_int
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 from gridseq.nn.conv import ConvBlock, Down, Up, Upsample, check_dims, double_conv
 from gridseq.nn.sequence import length_mask, masked_mean
 
@@ -126,6 +127,7 @@ class FCN(nn.Module):
 
     Config = FCNConfig
     topology = "many-to-many"
+    TRAITS = Traits()
 
     def __init__(self, config: FCNConfig):
         super().__init__()

@@ -23,6 +23,7 @@ from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int, check_probability
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 from gridseq.nn.conv import ConvBlock
 from gridseq.nn.recurrent import Recurrent
 from gridseq.nn.sequence import last_valid, length_mask, masked_mean, to_fixed_length
@@ -92,6 +93,7 @@ class LSTMFCN(nn.Module):
 
     Config = LSTMFCNConfig
     topology = "many-to-one"
+    TRAITS = Traits()
 
     def __init__(self, config: LSTMFCNConfig):
         super().__init__()

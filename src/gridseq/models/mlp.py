@@ -15,6 +15,7 @@ from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int, check_probability
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 from gridseq.nn.sequence import to_fixed_length
 
 
@@ -71,6 +72,7 @@ class MLP(nn.Module):
 
     Config = MLPConfig
     topology = "one-to-one"
+    TRAITS = Traits()
 
     def __init__(self, config: MLPConfig):
         super().__init__()

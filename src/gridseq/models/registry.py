@@ -79,9 +79,14 @@ def register(
     return entry
 
 
+def registered_name(model: nn.Module) -> str | None:
+    """The registered name `create()` gave `model` (e.g. "lstm"), or None for a module it did not build."""
+    return getattr(model, "gridseq_name", None)  # set by create(); the one place that reads it back
+
+
 def model_name(model: nn.Module) -> str:
     """The registered name `create()` gave `model` (e.g. "lstm"), or its class name for a plain nn.Module."""
-    return getattr(model, "gridseq_name", type(model).__name__)
+    return registered_name(model) or type(model).__name__
 
 
 def names() -> list[str]:

@@ -31,6 +31,7 @@ from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int, check_probability
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 
 # the largest shorter side of a "small" image (8x8 digits, 28x28 MNIST, 32x32 CIFAR): unless told
 # otherwise its stem keeps full resolution — on 8x8 digits a 1/4 stem cost 5 points of validation
@@ -172,6 +173,7 @@ class ResNet(nn.Module):
 
     Config = ResNetConfig
     topology = "one-to-one"
+    TRAITS = Traits()
 
     def __init__(self, config: ResNetConfig):
         super().__init__()

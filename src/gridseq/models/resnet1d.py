@@ -22,6 +22,7 @@ from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int
 from gridseq.errors import ConfigError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 from gridseq.nn.conv import Conv, ConvBlock
 from gridseq.nn.sequence import length_mask, masked_mean
 
@@ -97,6 +98,7 @@ class ResNet1d(nn.Module):
 
     Config = ResNet1dConfig
     topology = "many-to-one"
+    TRAITS = Traits()
 
     def __init__(self, config: ResNet1dConfig):
         super().__init__()

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from gridseq._validation import check_choice, check_input_or_vocab, check_positive_int, check_probability
 from gridseq.errors import ConfigError
 from gridseq.models.registry import per_step_for, register
+from gridseq.models.traits import Traits
 from gridseq.nn.cells import NONLINEARITIES
 from gridseq.nn.recurrent import IMPLS, MODES, Recurrent
 from gridseq.nn.sequence import final_features, length_mask, masked_max, masked_mean
@@ -103,6 +104,7 @@ class RNNModel(nn.Module):
 
     Config = RNNConfig
     topology = "many-to-one"  # many-to-many when config.per_step
+    TRAITS = Traits(streams=True)
 
     def __init__(self, config: RNNConfig) -> None:
         super().__init__()

@@ -12,6 +12,7 @@ with <pad>=0, without <bos> — the model prepends <bos> for teacher forcing.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,6 +23,7 @@ from gridseq._validation import check_choice, check_positive_int, check_probabil
 from gridseq.constants import BOS, EOS, PAD
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models.registry import register
+from gridseq.models.traits import Traits
 from gridseq.nn.decoder import Decoder, StateBridge
 from gridseq.nn.recurrent import IMPLS, MODES, Recurrent, State
 from gridseq.nn.sequence import length_mask
@@ -137,6 +139,7 @@ class Seq2Seq(nn.Module):
 
     Config = Seq2SeqConfig
     topology = "encoder-decoder"
+    TRAITS = Traits(encodes=True, decodes=True, attention=True)  # attention: refined in __init__
 
     def __init__(self, config: Seq2SeqConfig) -> None:
         super().__init__()
@@ -154,6 +157,7 @@ class Seq2Seq(nn.Module):
             c.num_classes, c.embedding_dim, c.hidden_size, c.num_layers, c.mode, attention=attention,
             memory_size=self.encoder.output_size if attention else None, dropout=c.dropout, impl=c.impl,
         )
+        self.TRAITS = dataclasses.replace(Seq2Seq.TRAITS, attention=attention is not None)
         self.drop = nn.Dropout(c.dropout)
 
     def encode(self, x: Tensor, lengths: Tensor | None = None) -> Encoded:

@@ -22,6 +22,7 @@ from gridseq import shapes
 from gridseq._validation import check_choice, check_input_or_vocab, check_positive_int, check_probability
 from gridseq.errors import ConfigError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 from gridseq.nn.conv import Conv
 from gridseq.nn.sequence import last_valid, masked_mean
 
@@ -132,6 +133,7 @@ class TCN(nn.Module):
 
     Config = TCNConfig
     topology = "many-to-one"
+    TRAITS = Traits()
 
     def __init__(self, config: TCNConfig):
         super().__init__()

@@ -7,12 +7,13 @@ transposed convolutions) maps z (and the one-hot class) back to an image. Traini
 negative evidence lower bound per image: reconstruction error + beta × KL(q(z|x) ‖ N(0, I)).
 Sampling draws z ~ N(0, I) and decodes it for the requested classes.
 
-The model declares `serves_task = "generate-image"`, so `gridseq train digits --model vae` trains a
+The model declares `Traits(serves_task="generate-image")`, so `gridseq train digits --model vae` trains a
 generator, not a classifier (see `gridseq.tasks.for_data`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ from gridseq import shapes
 from gridseq._validation import check_int_tuple, check_positive_int
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
+from gridseq.models.traits import Traits
 
 
 def check_generator_shape(input_shape, name: str) -> tuple[int, int, int]:
@@ -109,11 +111,12 @@ class VAE(nn.Module):
 
     Config = VAEConfig
     topology = "generative"
-    serves_task = "generate-image"
+    TRAITS = Traits(serves_task="generate-image", samples=True, encodes=True)  # classes: refined in __init__
 
     def __init__(self, config: VAEConfig):
         super().__init__()
         self.config = config
+        self.TRAITS = dataclasses.replace(VAE.TRAITS, conditional_classes=config.num_classes)
         c, h, w = config.input_shape
         k, (c1, c2) = config.num_classes, config.channels
         self.small = (c2, h // 4, w // 4)  # the decoder's first map

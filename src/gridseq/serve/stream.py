@@ -47,6 +47,7 @@ from gridseq import tasks
 from gridseq.data.preprocessing import apply_preprocessing
 from gridseq.errors import ConfigError, DataError
 from gridseq.models import registry
+from gridseq.models.traits import traits
 from gridseq.predict import Predictor, as_numbers
 
 
@@ -62,7 +63,7 @@ def streamable(predictor: Predictor) -> tuple[bool, str]:
             return False, f"model {name!r} transcribes images (lines of handwriting); use POST /predict with whole lines."
         return True, ""
     if info.kind == "video":
-        if "frames" not in task.streams or not callable(getattr(model, "stream", None)):
+        if "frames" not in task.streams or not traits(model).streams:
             return False, f"model {name!r} ({info.task}) has no frame-by-frame stream; use POST /predict with whole clips."
         try:
             model.stream(batch_size=1)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.vocab import Vocab
 from gridseq.errors import ConfigError, DataError, ShapeError
+from gridseq.models.traits import unwrap
 from gridseq.tasks.base import register
 from gridseq.tasks.seq2seq import Seq2SeqMetrics, Seq2SeqTask, strip
 
@@ -138,7 +139,7 @@ class CaptionTask(Seq2SeqTask):
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
         logits = model(batch.x, target=batch.y)
         if not model.training:
-            inner = getattr(model, "module", model)  # DDP wraps the model; generate lives on the inner one
+            inner = unwrap(model)  # DDP wraps the model; generate lives on the inner one
             limit = self.max_length or batch.y.shape[1] + 8  # room to see overlong captions as errors
             self.decoded = inner.generate(batch.x, beam=self.beam, max_length=limit)
         return logits

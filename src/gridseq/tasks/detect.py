@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.stream import StreamSplit
 from gridseq.errors import ConfigError, DataError, ShapeError
+from gridseq.models.traits import traits
 from gridseq.tasks.base import Metrics, Task, register
 from gridseq.tasks.inputs import InputLimits, predict_images
 from gridseq.tasks.segment import metric_key
@@ -367,7 +368,7 @@ class DetectTask(Task):
 
     def fits(self, model: nn.Module) -> bool:
         """A dense detector: its output has the class-heatmap and box heads (it says so with `output_grid`)."""
-        return callable(getattr(model, "output_grid", None))
+        return traits(model).output_grid
 
     def _check_output(self, output: Tensor) -> None:
         k = self.num_classes

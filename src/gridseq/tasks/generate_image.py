@@ -15,7 +15,7 @@ process and dataset, never on val or test):
 Baselines (test split): `noise` — per-pixel Gaussian noise with the training images' per-pixel mean
 and std; `real_images` — the validation split's real images scored as if generated (the floor).
 
-Any model with `serves_task = "generate-image"` (and a `sample(n, y, generator=)` method) takes this
+Any model declaring `Traits(serves_task="generate-image", samples=True)` (a `sample(n, y, generator=)` method) takes this
 task on an image classification dataset; see `gridseq.tasks.for_data`.
 """
 
@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import ConfigError, DataError, ShapeError
+from gridseq.models.traits import traits, unwrap
 from gridseq.tasks.base import Metrics, Task, register
 
 CLASSIFIER = {"model": "cnn", "channels": (32, 64), "hidden": 64, "epochs": 15, "batch_size": 64, "lr": 2e-3, "seed": 0}
@@ -200,8 +201,8 @@ class GenerateImageTask(Task):
         self.generator = torch.Generator().manual_seed(SAMPLE_SEED)
 
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
-        inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
-        self.conditional = getattr(getattr(inner, "config", None), "num_classes", 0) > 0
+        inner = unwrap(model)  # DistributedDataParallel wraps the model
+        self.conditional = traits(inner).conditional_classes > 0
         self.terms = TERMS.get(type(inner).__name__, self.terms)
         labels = batch.y if self.conditional else None
         output = model(batch.x, labels)

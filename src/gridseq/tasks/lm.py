@@ -28,6 +28,7 @@ from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.samplers import StreamSampler
 from gridseq.data.vocab import PAD, SPECIALS, UNK, Vocab
 from gridseq.errors import ConfigError, DataError, ShapeError
+from gridseq.models.traits import unwrap
 from gridseq.tasks.base import SumMetrics, Task, register
 from gridseq.tasks.inputs import InputLimits, check_text
 from gridseq.tasks.tag import IGNORE, aligned_targets
@@ -119,7 +120,7 @@ class LMTask(Task):
         return StreamSampler(len(split), streams, remainder=True).batches()
 
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
-        inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+        inner = unwrap(model)  # DistributedDataParallel wraps the model
         if inner is not self._stateful:  # checked once per model, not on every batch
             self._check_stateful(inner)
             self._stateful = inner

@@ -19,6 +19,7 @@ from torch import nn
 from gridseq.data.contract import DatasetInfo
 from gridseq.errors import ConfigError
 from gridseq.models import registry
+from gridseq.models.traits import Traits, traits
 from gridseq.tasks.base import Task, get
 
 
@@ -39,7 +40,7 @@ def fitting(info: DatasetInfo) -> list[str]:
                 model = registry.create_for(n, info)
             except ConfigError:  # e.g. a model needing an argument the dataset does not give
                 continue
-            topology = getattr(model, "topology", None)
+            topology = traits(model).topology
             if topology is not None and (topology not in wanted or not task.fits(model)):
                 continue
         found.append(n)
@@ -62,7 +63,7 @@ def create_for(name: str, info: DatasetInfo, **overrides) -> nn.Module:
 def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
     """The task for a dataset (`info.task`), checked against `model`'s topology.
 
-    A model without a `topology` attribute (a plain nn.Module) is trusted to produce the right output;
+    A model without a topology (`traits(model).topology` is None: a plain nn.Module) is trusted to produce the right output;
     the task's loss still checks the output's shape.
 
     Raises:
@@ -70,8 +71,9 @@ def for_data(info: DatasetInfo, model: nn.Module | None = None) -> Task:
             many-to-many model, one output per step, on a classify dataset, one label per item).
     """
     # a model may declare the task it serves (a VAE on an image classification dataset: generate-image)
-    task = get(getattr(model, "serves_task", None) or info.task, info)
-    topology = getattr(model, "topology", None)
+    declared = traits(model) if model is not None else Traits()
+    task = get(declared.serves_task or info.task, info)
+    topology = declared.topology
     wrong_topology = topology is not None and topology not in task.topologies
     if wrong_topology or (model is not None and topology is not None and not task.fits(model)):
         model_name = registry.model_name(model)

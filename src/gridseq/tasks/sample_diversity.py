@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from gridseq.data.contract import DatasetInfo, Split
 from gridseq.errors import ConfigError
+from gridseq.models.traits import traits
 from gridseq.tasks.generate_image import (
     SAMPLE_SEED,
     features_and_labels,
@@ -48,7 +49,7 @@ def diversity(model: nn.Module, train: Split, split: Split, info: DatasetInfo, *
         {"class_accuracy", "feature_spread", "pixel_spread" (means over classes), "covered_classes"
         (classes with accuracy >= 0.5), "per_class": [{"class", "accuracy", "feature_spread", "pixel_spread"}]}.
     """
-    num_classes = getattr(getattr(model, "config", None), "num_classes", 0)
+    num_classes = traits(model).conditional_classes
     if not num_classes:
         raise ConfigError("diversity is measured per class: it needs a class-conditional generator (num_classes > 0).")
     classifier = train_classifier(train, info)

@@ -27,6 +27,7 @@ from gridseq._validation import check_positive_int
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.data.vocab import EOS, PAD
 from gridseq.errors import DataError, ShapeError
+from gridseq.models.traits import unwrap
 from gridseq.tasks.base import SumMetrics, Task, register
 
 
@@ -121,7 +122,7 @@ class Seq2SeqTask(Task):
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
         logits = model(batch.x, batch.lengths, target=batch.y)
         if not model.training:
-            inner = getattr(model, "module", model)
+            inner = unwrap(model)
             limit = self.max_length or batch.y.shape[1] + 8  # room to see overlong outputs as errors
             self.decoded = inner.generate(batch.x, batch.lengths, beam=self.beam, max_length=limit)
         return logits

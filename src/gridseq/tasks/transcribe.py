@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from gridseq._validation import check_positive_int
 from gridseq.data.contract import Batch, DatasetInfo, Split
 from gridseq.errors import DataError, ShapeError
+from gridseq.models.traits import traits, unwrap
 from gridseq.tasks.base import SumMetrics, Task, register
 from gridseq.tasks.inputs import InputLimits, check_length
 from gridseq.tasks.seq2seq import edit_distance
@@ -198,11 +199,10 @@ class TranscribeTask(Task):
 
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
         output = model(batch.x) if batch.lengths is None else model(batch.x, batch.lengths)
-        inner = getattr(model, "module", model)
         self.evaluating = not model.training
         lengths = batch.lengths if batch.lengths is not None else torch.full((len(batch),), batch.x.shape[1], dtype=torch.int64)
-        if hasattr(inner, "output_lengths"):
-            self._frames = inner.output_lengths(lengths.cpu())
+        if traits(model).output_lengths:
+            self._frames = unwrap(model).output_lengths(lengths.cpu())
         else:
             self._frames = lengths.cpu()
         self._frames_for = output.shape[:2]
@@ -271,7 +271,7 @@ class TranscribeTask(Task):
 
     def decode(self, output: Tensor, batch: Batch, options: dict, model: nn.Module | None = None) -> dict[str, list]:
         """Each item's transcript; its CTC frames come from `model.output_lengths` of this very batch."""
-        frames = model.output_lengths(batch.lengths) if hasattr(model, "output_lengths") else batch.lengths
+        frames = unwrap(model).output_lengths(batch.lengths) if model is not None and traits(model).output_lengths else batch.lengths
         return {"predictions": [label_text(row, self.info.class_names) for row in decode(output, frames, options.get("beam", 1))]}
 
     def check_split(self, split: Split, name: str) -> None:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from gridseq.errors import ConfigError
+from gridseq.models.traits import traits
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "plateau", "onecycle")
@@ -22,7 +23,7 @@ def build_optimizer(model: nn.Module, name: str, *, lr: float, weight_decay: flo
     """The optimizer `name` over `model`'s trainable parameters (SGD uses Nesterov momentum 0.9). Adam and
     AdamW take the model's own `adam_betas` when it declares them (a DCGAN's (0.5, 0.999))."""
     params = [p for p in model.parameters() if p.requires_grad]
-    betas = tuple(getattr(model, "adam_betas", (0.9, 0.999)))
+    betas = tuple(traits(model).adam_betas or (0.9, 0.999))
     if not params:
         raise ConfigError(f"{type(model).__name__} has no trainable parameters; nothing for fit() to train.")
     if name == "adamw":

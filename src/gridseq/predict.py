@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from gridseq.data.contract import Batch, DatasetInfo
 from gridseq.errors import DataError
 from gridseq.models import registry
+from gridseq.nn.fuse import count_batchnorm, fold_batchnorm
 from gridseq.tasks.base import top_probabilities  # noqa: F401 -- re-exported: serve.stream and scripts use it
 from gridseq.tasks.inputs import MAX_BEAM, InputLimits, as_numbers, check_items  # noqa: F401 -- re-exported
 
@@ -52,7 +53,8 @@ class Predictor:
     """A trained model with its dataset info: prepares raw inputs, predicts, decodes to JSON-able values.
 
     Args:
-        model: the trained model (put in eval mode here).
+        model: the trained model (put in eval mode here). A model with BatchNorm layers is predicted
+            with a copy that has them folded into the convolutions before them (`gridseq.nn.fuse`).
         info: the training dataset's `DatasetInfo` (preprocessing record, classes, task).
         name: what to call it (a server's URL name). Default: the model's registry name.
         limits: `InputLimits` checked on every call. Default: unbounded.
@@ -64,7 +66,9 @@ class Predictor:
     def __init__(self, model: nn.Module, info: DatasetInfo, *, name: str | None = None, limits: InputLimits | None = None):
         from gridseq import tasks
 
-        self.model = model.eval()
+        model.eval()
+        # inference only: BatchNorm folded into the convolutions before it (a copy; the caller's model is untouched)
+        self.model = fold_batchnorm(model) if count_batchnorm(model) else model
         self.info = info
         self.task = tasks.for_data(info, model)
         self.task.check_predictable()

@@ -173,19 +173,19 @@ def test_refit_trains_on_all_training_items_and_records_the_cv(tiny, seen, tmp_p
     assert config["cv"] == cv.summary() and config["train"]["epochs"] == 2
 
 
-def test_refit_follows_the_folds_schedule_and_stops_at_the_chosen_epoch(tiny, seen, tmp_path):
-    """With cosine over the folds' 6 epochs, epoch 2 of the refit has the learning rate epoch 2 of a
-    fold had — not the end of a schedule squeezed into 2 epochs."""
+def test_refit_can_follow_the_folds_schedule_and_stop_at_the_chosen_epoch(tiny, seen, tmp_path):
+    """horizon=cv.epochs: with cosine over the folds' 6 epochs, epoch 2 of the refit has the learning
+    rate epoch 2 of a fold had — not the end of a schedule squeezed into 2 epochs (the default)."""
     data = tagged()
     settings = {"batch_size": 16, "lr": 1e-2, "scheduler": "cosine", "progress": False}
     cv = cross_validate(lambda: build(tiny, data), data, folds=2, epochs=6, **settings)
     assert cv.epochs == 6 and cv.summary()["epochs"] == 6
-    result = refit(lambda: build(tiny, data), data, epochs=2, cv=cv, run_dir=tmp_path / "run", **settings)
+    result = refit(lambda: build(tiny, data), data, epochs=2, horizon=cv.epochs, cv=cv, run_dir=tmp_path / "run", **settings)
     assert seen[-1][1]["epochs"] == 6 and len(result.history) == 2  # the schedule's horizon, stopped after 2
     assert [r["lr"] for r in result.history] == pytest.approx([r["lr"] for r in cv.histories[0][:2]], rel=1e-6)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["refit"] == {"epochs": 2, "horizon": 6}
-    squeezed = refit(lambda: build(tiny, data), data, epochs=2, horizon=2, **settings)
-    assert squeezed.history[-1]["lr"] < result.history[-1]["lr"]  # the old behaviour: annealed within 2 epochs
+    squeezed = refit(lambda: build(tiny, data), data, epochs=2, **settings)  # the default: annealed within 2 epochs
+    assert len(squeezed.history) == 2 and squeezed.history[-1]["lr"] < result.history[-1]["lr"]
     with pytest.raises(ConfigError, match="horizon"):
         refit(lambda: build(tiny, data), data, epochs=3, horizon=2, **settings)
 
@@ -238,7 +238,8 @@ def test_cli_cv_then_refit(capsys, tmp_path):
     assert "fold 3:" in out and f"chosen epochs: {cv['best_epochs']} of 2" in out and "test metrics" in out
     config = json.loads((run_dir / "config.json").read_text())
     assert config["cv"]["best_epochs"] == cv["best_epochs"] == config["refit"]["epochs"] and config["train"]["select"] == "last"
-    assert config["refit"]["horizon"] == config["train"]["epochs"] == 2  # the folds' schedule, stopped at the chosen count
+    assert config["refit"] == {"epochs": cv["best_epochs"], "horizon": cv["best_epochs"]} == {"epochs": config["train"]["epochs"],
+                                                                                            "horizon": config["train"]["epochs"]}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == cv["best_epochs"] and 0 <= metrics["test"]["accuracy"] <= 1
 

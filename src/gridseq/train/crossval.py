@@ -9,8 +9,8 @@ setting on every training item instead:
    classification), and trains a fresh model k times with `fit`, each time on k-1 folds, validating on
    the held-out fold every epoch. The mean held-out curve picks the epoch count.
 2. `refit` trains once more on all training items for that many epochs (keeping the last weights)
-   and evaluates the test split, once. Its learning-rate schedule is built for the folds' epoch count
-   (`horizon`) and the run stops at the chosen epoch, so it follows the trajectory the curves measured.
+   and evaluates the test split, once (its own schedule over that many epochs; `horizon=` keeps the
+   folds' schedule instead and stops at the chosen epoch).
 
 The test split is never read by `cross_validate`.
 
@@ -26,7 +26,7 @@ Example:
     >>> cv = cross_validate(build, data, folds=5, epochs=200, batch_size=16)  # doctest: +SKIP
     >>> cv.mean, cv.best_epochs  # doctest: +SKIP
     (0.98, 180)
-    >>> refit(build, data, epochs=cv.best_epochs, horizon=200, batch_size=16, cv=cv).test["accuracy"]  # doctest: +SKIP
+    >>> refit(build, data, epochs=cv.best_epochs, batch_size=16, cv=cv).test["accuracy"]  # doctest: +SKIP
     1.0
 """
 
@@ -108,8 +108,7 @@ class CVResult:
         seconds: wall time of all folds.
         histories: each fold's `FitResult.history` (train_*/val_* per epoch; val = the held-out fold).
         mean_loss_curve: per epoch, the mean held-out loss over folds (the tie-break).
-        epochs: the epoch count each fold was run with (its learning-rate schedule's length; `refit`'s
-            default horizon).
+        epochs: the epoch count each fold was run with (its learning-rate schedule's length).
     """
 
     folds: int
@@ -343,10 +342,10 @@ def refit(
         data: the dataset; its train and val splits are pooled for training, its test split is scored.
         epochs: the epoch count, usually `cv.best_epochs`.
         horizon: the epoch count the learning-rate schedule is built for; training stops after
-            `epochs` of them. Pass the folds' epoch count, so that with a schedule tied to the run's
-            length (cosine, onecycle) the refit follows the trajectory the held-out curves were
-            measured on: its epoch `epochs` then has the learning rate the folds had there, instead of
-            a schedule squeezed into `epochs`. Default: `cv.epochs` when `cv` is given, else `epochs`.
+            `epochs` of them. `horizon=cv.epochs` follows the trajectory the folds' curves were measured
+            on (with cosine or one-cycle, epoch `epochs` then has the learning rate the folds had there),
+            but it stops wherever that is, often at a high learning rate; the default anneals the whole
+            schedule within `epochs` (measured on the UCR archive, docs/training.md). Default: `epochs`.
         seed: seeds the model and `fit`. Default: 0.
         cv: the cross-validation that chose the setting; with a `run_dir`, its `summary()` is recorded
             in config.json under "cv". Default: None.
@@ -361,8 +360,7 @@ def refit(
         raise ConfigError(f"refit trains on every training item with no validation split, so it keeps the last epoch "
                           f"and cannot stop early; remove select={fit_kwargs.get('select')!r} / "
                           f"patience={fit_kwargs.get('patience')!r} (the epoch count comes from cross-validation).")
-    if horizon is None:
-        horizon = max(cv.epochs, epochs) if cv is not None else epochs
+    horizon = epochs if horizon is None else horizon
     if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < epochs:
         raise ConfigError(f"refit's horizon is the schedule's length in epochs, at least epochs={epochs}; got {horizon!r}.")
     fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("select", "patience")}

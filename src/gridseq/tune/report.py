@@ -126,10 +126,9 @@ def train_best(result, plan, out: Path):
     data, spec, reader = recipe.load_for_model(plan.dataset, plan.model, seed=plan.seed, view=plan.view, options=plan.data_options)
     model_kw, train_kw = build_settings(plan.dataset, plan.model, result.params, reader=reader)
     if plan.cv:  # `gridseq train --cv K --refit`: all training items for the epoch count the folds chose
-        horizon = max(train_kw.get("epochs", result.epochs), result.epochs)  # the folds' schedule, stopped at the count
         train_kw = {k: v for k, v in {**train_kw, "epochs": result.epochs}.items() if k not in ("select", "patience")}
         fitted = train.refit(lambda: matching.create_for(plan.model, data.info, **model_kw), data, seed=plan.seed, run_dir=run_dir,
-                             data_spec=spec, progress=False, horizon=horizon, **train_kw)
+                             data_spec=spec, progress=False, **train_kw)
     else:
         train.seed_everything(plan.seed)
         model = matching.create_for(plan.model, data.info, **model_kw)

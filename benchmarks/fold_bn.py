@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import gridseq
+from benchmarks import timing
 from gridseq.nn.fuse import count_batchnorm, fold_batchnorm
 
 CASES = {  # name: (model factory, input shape of one item, the larger batch)
@@ -41,17 +43,16 @@ def measure(factory, item_shape, batch: int, rounds: int, calls: int) -> dict:
     folded = fold_batchnorm(model)
     x = torch.randn(batch, *item_shape)
     forms = {"unfolded": model, "folded": folded}
-    times = {k: [] for k in forms}
+
+    def repeat(m):
+        def run() -> None:
+            for _ in range(calls):
+                m(x)
+        return run
     with torch.inference_mode():
         diff = float((model(x) - folded(x)).abs().max())
-        for m in forms.values():
-            m(x), m(x)
-        for _ in range(rounds):
-            for k, m in forms.items():
-                t0 = time.perf_counter()
-                for _ in range(calls):
-                    m(x)
-                times[k].append((time.perf_counter() - t0) / calls)
+        times = timing.interleaved({k: repeat(m) for k, m in forms.items()}, timing.Budget(reps=rounds, warmup=2, scale=1.0))
+    times = {k: [t / calls for t in v] for k, v in times.items()}
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     spread = {k: round(1e3 * (max(v) - min(v)), 3) for k, v in times.items()}
     return {"batch": batch, "ms_per_call": {k: round(v, 3) for k, v in ms.items()}, "spread_ms": spread,

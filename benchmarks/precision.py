@@ -16,13 +16,15 @@ import argparse
 import json
 import re
 import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import gridseq
+from benchmarks import timing
 from gridseq.train import precision
 
 CASES = {  # name: (model factory, input factory for a batch)
@@ -68,17 +70,15 @@ def _runner(factory, x: torch.Tensor, amp: str, train: bool):
 
 def measure(factory, x: torch.Tensor, train: bool, rounds: int, steps: int) -> dict:
     runs = {amp: _runner(factory, x, amp, train) for amp in ("fp32", "bf16")}
-    for step in runs.values():
-        step(), step()
-    times = {k: [] for k in runs}
-    for _ in range(rounds):
-        for k, step in runs.items():
-            t0 = time.perf_counter()
+
+    def repeat(step):
+        def run() -> None:
             for _ in range(steps):
                 step()
-            times[k].append((time.perf_counter() - t0) / steps)
-    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
-    spread = {k: [round(1e3 * min(v), 2), round(1e3 * max(v), 2)] for k, v in times.items()}
+        return run
+    times = timing.interleaved({k: repeat(step) for k, step in runs.items()}, timing.Budget(reps=rounds, warmup=1, scale=1.0))
+    ms = {k: 1e3 * statistics.median(v) / steps for k, v in times.items()}
+    spread = {k: [round(1e3 * min(v) / steps, 2), round(1e3 * max(v) / steps, 2)] for k, v in times.items()}
     return {"ms_per_step": {k: round(v, 2) for k, v in ms.items()}, "min_max_ms": spread,
             "speedup": round(ms["fp32"] / ms["bf16"], 3)}
 

@@ -28,6 +28,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from gridseq._validation import check_choice, check_positive_int, check_probability
 from gridseq.errors import ConfigError, ShapeError
+from gridseq.nn import _recurrence
 from gridseq.nn.cells import NONLINEARITIES, elman_step, gru_step, lstm_step
 from gridseq.nn.sequence import length_mask
 from gridseq.shapes import check_sequence, unpadded
@@ -150,6 +151,7 @@ class Recurrent(nn.Module):
         )
         step = {"rnn": elman_step, "lstm": lstm_step, "gru": gru_step}[mode]
         self._step: Callable = functools.partial(step, nonlinearity=nonlinearity) if mode == "rnn" else step
+        self._cell_step = self._step  # replaced `_step`s (a probe recording every step) take the per-step loop
 
     @property
     def impl(self) -> str:
@@ -310,7 +312,17 @@ class Recurrent(nn.Module):
         self, xp: Tensor, state: tuple[Tensor, ...], w_hh: Tensor, b_hh: Tensor,
         mask: Tensor | None, *, reverse: bool, record: bool,
     ) -> tuple[Tensor, tuple[Tensor, ...], dict[str, Tensor]]:
-        """One direction of one layer: outputs (T, B, H), final state, internals {name: (T, B, H)}."""
+        """One direction of one layer: outputs (T, B, H), final state, internals {name: (T, B, H)}.
+
+        Without recording, the steps run in `gridseq.nn._recurrence` (autograd off, the backward written
+        out by hand; docs/PERFORMANCE.md, optimisation 8), unless autocast is on (its mixed dtypes) or
+        `_step` was replaced (a probe recording each step); recording keeps the per-step loop too, whose
+        internals autograd follows."""
+        if not record and self._step is self._cell_step and not torch.is_autocast_enabled(xp.device.type):
+            if reverse:  # padded tails come first and leave the state as it is: each sequence starts at its end
+                xp, mask = xp.flip(0), None if mask is None else mask.flip(0)
+            out, final = _recurrence.run(self.mode, self.nonlinearity, xp, state, w_hh, b_hh, mask)
+            return (out.flip(0) if reverse else out), final, {}
         time = xp.shape[0]
         outputs: list[Tensor | None] = [None] * time
         recorded: list[dict[str, Tensor]] = [{}] * time

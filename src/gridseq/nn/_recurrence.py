@@ -47,14 +47,10 @@ def run(mode: str, nonlinearity: str, xp: Tensor, state: tuple[Tensor, ...], w_h
     return out, (h,)
 
 
-def _keep(new: Tensor, old: Tensor, mask: Tensor | None, t: int) -> Tensor:
-    """The state after step t: `new` where the step is valid, `old` where it is padding."""
-    return new if mask is None else torch.where(mask[t], new, old)
-
-
-def _output(h: Tensor, mask: Tensor | None, t: int, out: Tensor) -> None:
-    """Step t's output into `out`: `h`, or zero at padded steps."""
-    out.copy_(h if mask is None else h.masked_fill(~mask[t], 0.0))
+def _outputs(hs: Tensor, mask: Tensor | None) -> Tensor:
+    """(T, B, H) outputs from the states hs (T+1, B, H): at a valid step the state is that step's h', at a
+    padded one the output is zero."""
+    return hs[1:].clone() if mask is None else hs[1:].masked_fill(~mask, 0.0)
 
 
 def _weight_grads(dpre: Tensor, hs: Tensor) -> tuple[Tensor, Tensor]:
@@ -68,28 +64,30 @@ class _LSTM(torch.autograd.Function):
     def forward(ctx, xp, h0, c0, w_hh, b_hh, mask):
         time, batch, _ = xp.shape
         hidden = h0.shape[-1]
+        # g = tanh(pre_g) = 2σ(2 pre_g) - 1: with the g rows of the projection and of W_hh doubled, one
+        # sigmoid covers all four gates (torch's tanh costs 2.7x its sigmoid here; docs/PERFORMANCE.md, optimisation 8)
         xpb = xp + b_hh  # both biases at once, for every step
+        xpb[..., 2 * hidden : 3 * hidden] *= 2
+        w_t = w_hh.detach().clone()
+        w_t[2 * hidden : 3 * hidden] *= 2
+        w_t = w_t.t()
         hs = xp.new_empty(time + 1, batch, hidden)  # states h_{-1} .. h_{T-1} (after the mask)
         cs = xp.new_empty(time + 1, batch, hidden)
-        gates = xp.new_empty(time, batch, 4 * hidden)  # activated i, f, g, o
+        gates = xp.new_empty(time, batch, 4 * hidden)  # i, f, σ(2 pre_g) = (1 + g) / 2, o
         tcs = xp.new_empty(time, batch, hidden)  # tanh(c'), the new cell before the mask
-        out = xp.new_empty(time, batch, hidden)
         hs[0], cs[0] = h0, c0
-        w_t = w_hh.t()
         for t in range(time):
-            a = torch.addmm(xpb[t], hs[t], w_t, out=gates[t])
-            a[:, : 2 * hidden].sigmoid_()
-            a[:, 2 * hidden : 3 * hidden].tanh_()
-            a[:, 3 * hidden :].sigmoid_()
-            i, f, g, o = a.chunk(4, dim=1)
-            c = torch.addcmul(f * cs[t], i, g)
-            tc = torch.tanh(c, out=tcs[t])
-            h = o * tc
-            hs[t + 1] = _keep(h, hs[t], mask, t)
-            cs[t + 1] = _keep(c, cs[t], mask, t)
-            _output(h, mask, t, out[t])
+            i, f, s, o = torch.addmm(xpb[t], hs[t], w_t, out=gates[t]).sigmoid_().chunk(4, dim=1)
+            # f c + i (2s - 1); unmasked, straight into the state buffers
+            c = torch.addcmul((f * cs[t]).sub_(i), i, s, value=2, out=cs[t + 1] if mask is None else None)
+            if mask is None:
+                torch.mul(o, torch.tanh(c, out=tcs[t]), out=hs[t + 1])
+            else:
+                h = o * torch.tanh(c, out=tcs[t])
+                torch.where(mask[t], h, hs[t], out=hs[t + 1])
+                torch.where(mask[t], c, cs[t], out=cs[t + 1])
         ctx.save_for_backward(w_hh, hs, cs, gates, tcs, mask)
-        return out, hs[-1].clone(), cs[-1].clone()
+        return _outputs(hs, mask), hs[-1].clone(), cs[-1].clone()
 
     @staticmethod
     @once_differentiable
@@ -97,7 +95,8 @@ class _LSTM(torch.autograd.Function):
         w_hh, hs, cs, gates, tcs, mask = ctx.saved_tensors
         m = None if mask is None else mask.to(gates.dtype)
         time, batch, hidden = tcs.shape
-        i, f, g, o = gates.chunk(4, dim=2)
+        i, f, s, o = gates.chunk(4, dim=2)
+        g = 2 * s - 1
         # every factor of the gate gradients that does not depend on the gradient flowing back:
         # d pre_(i,f,g) = e · P_ifg and d pre_o = δh · P_o, with e = δc + δh · Q the gradient of c'
         p_ifg = torch.cat([g * i * (1 - i), cs[:-1] * f * (1 - f), i * (1 - g * g)], dim=2).view(time, batch, 3, hidden)
@@ -131,30 +130,30 @@ class _GRU(torch.autograd.Function):
         hidden = h0.shape[-1]
         hs = xp.new_empty(time + 1, batch, hidden)
         gates = xp.new_empty(time, batch, 3 * hidden)  # r, z, n
-        hn = xp.new_empty(time, batch, hidden)  # W_hn h + b_hn, which r scales
-        out = xp.new_empty(time, batch, hidden)
+        hp = xp.new_empty(time, batch, 3 * hidden)  # W_hh h + b_hh; r scales its n part
         hs[0] = h0
         w_t = w_hh.t()
         for t in range(time):
-            hp = torch.addmm(b_hh, hs[t], w_t)
+            torch.addmm(b_hh, hs[t], w_t, out=hp[t])
             a = gates[t]
-            torch.add(xp[t, :, : 2 * hidden], hp[:, : 2 * hidden], out=a[:, : 2 * hidden]).sigmoid_()
-            hn[t] = hp[:, 2 * hidden :]
+            torch.add(xp[t, :, : 2 * hidden], hp[t, :, : 2 * hidden], out=a[:, : 2 * hidden]).sigmoid_()
             r, z, n = a.chunk(3, dim=1)
-            torch.addcmul(xp[t, :, 2 * hidden :], r, hn[t], out=n).tanh_()
-            h = torch.lerp(n, hs[t], z)  # (1 - z) n + z h
-            hs[t + 1] = _keep(h, hs[t], mask, t)
-            _output(h, mask, t, out[t])
-        ctx.save_for_backward(w_hh, hs, gates, hn, mask)
-        return out, hs[-1].clone()
+            torch.addcmul(xp[t, :, 2 * hidden :], r, hp[t, :, 2 * hidden :], out=n).tanh_()
+            if mask is None:
+                torch.lerp(n, hs[t], z, out=hs[t + 1])  # (1 - z) n + z h
+            else:
+                torch.where(mask[t], torch.lerp(n, hs[t], z), hs[t], out=hs[t + 1])
+        ctx.save_for_backward(w_hh, hs, gates, hp, mask)
+        return _outputs(hs, mask), hs[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, d_h):
-        w_hh, hs, gates, hn, mask = ctx.saved_tensors
+        w_hh, hs, gates, hp, mask = ctx.saved_tensors
         m = None if mask is None else mask.to(gates.dtype)
-        time, batch, hidden = hn.shape
+        time, batch, hidden = d_out.shape
         r, z, n = gates.chunk(3, dim=2)
+        hn = hp[..., 2 * hidden :]
         # d pre_n = δh (1 - z)(1 - n²); d pre_r = d pre_n · hn · r(1 - r); d pre_z = δh (h - n) z(1 - z);
         # the projected state's n part gets d pre_n · r; δh_{t-1} = (d hp) W_hh + δh z
         a = (1 - z) * (1 - n * n)
@@ -184,22 +183,23 @@ class _Elman(torch.autograd.Function):
         time, batch, hidden = xp.shape
         xpb = xp + b_hh
         hs = xp.new_empty(time + 1, batch, hidden)
-        new = xp.new_empty(time, batch, hidden)  # h' before the mask
         hs[0] = h0
         w_t = w_hh.t()
         act = torch.tanh_ if nonlinearity == "tanh" else torch.relu_
         for t in range(time):
-            h = act(torch.addmm(xpb[t], hs[t], w_t, out=new[t]))
-            hs[t + 1] = _keep(h, hs[t], mask, t)
-        out = new.clone() if mask is None else torch.where(mask, new, 0.0)
+            if mask is None:
+                act(torch.addmm(xpb[t], hs[t], w_t, out=hs[t + 1]))
+            else:
+                torch.where(mask[t], act(torch.addmm(xpb[t], hs[t], w_t)), hs[t], out=hs[t + 1])
         ctx.nonlinearity = nonlinearity
-        ctx.save_for_backward(w_hh, hs, new, mask)
-        return out, hs[-1].clone()
+        ctx.save_for_backward(w_hh, hs, mask)
+        return _outputs(hs, mask), hs[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, d_h):
-        w_hh, hs, new, mask = ctx.saved_tensors
+        w_hh, hs, mask = ctx.saved_tensors
+        new = hs[1:]  # h' at every valid step; padded steps get no gradient below
         m = None if mask is None else mask.to(new.dtype)
         p = 1 - new * new if ctx.nonlinearity == "tanh" else (new > 0).to(new.dtype)
         if m is not None:

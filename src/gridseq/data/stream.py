@@ -177,7 +177,10 @@ class StreamSplit:
             return augmented(self.batch(index), index, augment, seed, epoch)
         d = augment.draws(index, seed, epoch)
         items = [transformed(int(i), functools.partial(augment.pil_affine, d[k])) for k, i in enumerate(index.tolist())]
-        x, lengths = self._prepare(items, index, lambda raw: augment.colour(raw, d, normalised=False))
+        def pixels(raw: Tensor) -> Tensor:  # colour jitter and erasing, in pixel units before normalisation
+            return augment.erase_(augment.colour(raw, d, normalised=False), index, seed=seed, epoch=epoch, normalised=False)
+
+        x, lengths = self._prepare(items, index, pixels)
         return Batch(x, self._targets(index), lengths)
 
     def batch(self, index: Tensor | slice) -> Batch:

@@ -432,7 +432,8 @@ def fit(
             faster). None = on for a model with Conv2d layers on 4D image batches on the CPU in a single
             process; the model is handed back in the default layout. Default: None.
         augment: augment training batches on the fly (`gridseq.data.augment.augmentation_for`: for
-            images random resized crop, horizontal flip, small rotation, colour jitter), seeded by
+            images random resized crop, horizontal flip, small rotation, colour jitter, and random erasing
+            with the `erase` setting), seeded by
             (seed, epoch, item) so a resumed run sees the same batches; never validation or test.
             True/False, a dict of the policy's settings (on, e.g. {"rotation": 0, "brightness": 0}),
             or None: the dataset's default, off for every dataset today (docs/datasets.md,

@@ -63,7 +63,8 @@ class _DenseAugment:
 
     def __post_init__(self) -> None:
         # the draws, the geometry matrix and the colour jitter are ImageAugment's (which validates the values)
-        image = ImageAugment(**{f.name: getattr(self, f.name) for f in fields(ImageAugment)})
+        shared = [f.name for f in fields(ImageAugment) if hasattr(self, f.name)]  # erasing is not among them: off
+        image = ImageAugment(**{name: getattr(self, name) for name in shared})
         object.__setattr__(self, "_image", image)
 
     @classmethod

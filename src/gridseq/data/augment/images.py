@@ -1,5 +1,5 @@
 """Image augmentation on the fly, seeded by (seed, epoch, item): random resized crop, horizontal flip, small
-rotation and colour jitter, applied to a whole batch at once.
+rotation, colour jitter and random erasing, applied to a whole batch at once.
 
 Every item's random draws come from `numpy.random.default_rng([seed, epoch, item])`, never from a
 worker's or the process's global generator, so the same item in the same epoch is augmented the same way
@@ -7,7 +7,11 @@ whichever process decodes it and however many workers there are — a resumed ru
 
 The geometry of all items is one `affine_grid` + `grid_sample` call (crop, scale, flip and rotation
 compose into one 2x3 matrix per item, so the image is resampled once); the colour jitter works in raw
-pixel units ([0, 1]) and the batch comes back normalised as it went in.
+pixel units ([0, 1]) and the batch comes back normalised as it went in. Random erasing (off unless
+`erase` > 0) then fills one rectangle of an item with uniform noise, as Zhong et al. 2020 ("Random
+Erasing Data Augmentation", AAAI) do: the rectangle's area share and aspect ratio are drawn from
+`erase_scale` and `erase_ratio`, retried up to 10 times until it fits, from a generator of its own,
+`numpy.random.default_rng([seed, epoch, item, 7])`, so turning it on leaves the other draws unchanged.
 
     >>> import torch
     >>> aug = ImageAugment(mean=(0.5,), std=(0.25,))
@@ -46,6 +50,11 @@ class ImageAugment:
         rotation: rotation angle drawn from [-rotation, rotation] degrees. Default: 10.
         brightness, contrast, saturation: colour jitter factors drawn from [1 - j, 1 + j] (saturation only
             for 3 channels). Default: 0.2 each.
+        erase: probability of random erasing: one rectangle of the item filled with uniform noise in
+            pixel units. Default: 0 (off).
+        erase_scale: the erased rectangle's share of the image's area is drawn from this range.
+            Default: (0.02, 0.4), the paper's.
+        erase_ratio: its aspect ratio (H/W) is drawn log-uniformly from this range. Default: (0.3, 3.3).
     """
 
     mean: tuple[float, ...]
@@ -57,14 +66,19 @@ class ImageAugment:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    erase: float = 0.0
+    erase_scale: tuple[float, float] = (0.02, 0.4)
+    erase_ratio: tuple[float, float] = (0.3, 3.3)
 
     def __post_init__(self) -> None:
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise ConfigError(f"crop_scale must be (low, high) with 0 < low <= high <= 1, got {self.crop_scale!r}.")
-        if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
-            raise ConfigError(f"crop_ratio must be (low, high) with 0 < low <= high, got {self.crop_ratio!r}.")
-        for name in ("flip", "brightness", "contrast", "saturation"):
+        for name in ("crop_scale", "erase_scale"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi <= 1:
+                raise ConfigError(f"{name} must be (low, high) with 0 < low <= high <= 1, got {getattr(self, name)!r}.")
+        for name in ("crop_ratio", "erase_ratio"):
+            if not 0 < getattr(self, name)[0] <= getattr(self, name)[1]:
+                raise ConfigError(f"{name} must be (low, high) with 0 < low <= high, got {getattr(self, name)!r}.")
+        for name in ("flip", "brightness", "contrast", "saturation", "erase"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}.")
@@ -83,7 +97,9 @@ class ImageAugment:
         return cls(mean=mean, std=std, **overrides)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k not in ("mean", "std")}
+        # without erasing, its settings are left out: a run recorded before erasing existed resumes unchanged
+        skip = ("mean", "std") + (("erase", "erase_scale", "erase_ratio") if not self.erase else ())
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k not in skip}
 
     def draws(self, items: Tensor, seed: int, epoch: int) -> Tensor:
         """(B, 9) float32: each item's crop w, h (shares of the side), centre x, y (in [-1, 1]), flip sign,
@@ -145,12 +161,37 @@ class ImageAugment:
         out = out.clamp_(0, 1)
         return out.sub_(mean).div_(std) if normalised else out
 
+    def erase_(self, x: Tensor, items: Tensor, *, seed: int, epoch: int, normalised: bool = True) -> Tensor:
+        """Random erasing, in place, on images x (B, C, H, W) — normalised ones, or raw pixels in [0, 1] with
+        `normalised=False`: with probability `erase` one rectangle of an item becomes uniform noise in [0, 1)
+        pixel units. Returns x."""
+        if not self.erase:
+            return x
+        _, channels, height, width = x.shape
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype).view(-1, 1, 1)
+        log_ratio = (math.log(self.erase_ratio[0]), math.log(self.erase_ratio[1]))
+        for k, item in enumerate(items.tolist()):
+            rng = np.random.default_rng([seed, epoch, int(item), 7])
+            if rng.random() >= self.erase:
+                continue
+            for _ in range(10):  # a rectangle that does not fit is drawn again
+                area = rng.uniform(*self.erase_scale) * height * width
+                ratio = math.exp(rng.uniform(*log_ratio))
+                h, w = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+                if h < height and w < width:
+                    top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+                    noise = torch.from_numpy(rng.random((channels, h, w))).to(x.dtype)
+                    x[k, :, top : top + h, left : left + w] = (noise - mean) / std if normalised else noise
+                    break
+        return x
+
     def __call__(self, x: Tensor, items: Tensor, *, seed: int, epoch: int) -> Tensor:
         """Augment a normalised batch x (B, C, H, W); `items` (B,) are the items' indices in their split."""
         if x.shape[0] == 0:
             return x
         d = self.draws(items, seed, epoch)
-        return self.colour(self.geometry(x, d), d)
+        return self.erase_(self.colour(self.geometry(x, d), d), items, seed=seed, epoch=epoch)
 
 
 def _classified_images(info) -> bool:

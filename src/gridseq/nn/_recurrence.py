@@ -53,6 +53,11 @@ def _outputs(hs: Tensor, mask: Tensor | None) -> Tensor:
     return hs[1:].clone() if mask is None else hs[1:].masked_fill(~mask, 0.0)
 
 
+def _carried(grad: Tensor | None, like: Tensor) -> Tensor:
+    """The gradient carried back in time from the final state (zeros when the state was not used)."""
+    return torch.zeros_like(like) if grad is None else grad.clone()
+
+
 def _weight_grads(dpre: Tensor, hs: Tensor) -> tuple[Tensor, Tensor]:
     """dW_hh (G*H, H) = Σ_t dpre_tᵀ h_{t-1} as one GEMM, and db_hh (G*H,): dpre (T, B, G*H), hs (T+1, B, H)."""
     flat = dpre.flatten(0, 1)
@@ -110,8 +115,8 @@ class _LSTM(torch.autograd.Function):
             d_out = d_out * m
             skip = 1 - m
         dpre = gates.new_empty(time, batch, 4 * hidden)
-        dh = torch.zeros_like(hs[0]) if d_h is None else d_h.clone()
-        dc = torch.zeros_like(cs[0]) if d_c is None else d_c.clone()
+        dh = _carried(d_h, hs[0])
+        dc = _carried(d_c, cs[0])
         for t in range(time - 1, -1, -1):
             dh_t = dh + d_out[t]
             e = torch.addcmul(dc, dh_t, q[t])
@@ -167,7 +172,7 @@ class _GRU(torch.autograd.Function):
         p_x, p_h = p_x.view(time, batch, 3, hidden), p_h.view(time, batch, 3, hidden)
         dxp = gates.new_empty(time, batch, 3 * hidden)
         dhp = gates.new_empty(time, batch, 3 * hidden)
-        dh = torch.zeros_like(hs[0]) if d_h is None else d_h.clone()
+        dh = _carried(d_h, hs[0])
         for t in range(time - 1, -1, -1):
             dh_t = (dh + d_out[t]).unsqueeze(1)
             torch.mul(p_x[t], dh_t, out=dxp[t].view(batch, 3, hidden))
@@ -205,7 +210,7 @@ class _Elman(torch.autograd.Function):
         if m is not None:
             p, d_out, skip = p * m, d_out * m, 1 - m
         dpre = torch.empty_like(new)
-        dh = torch.zeros_like(hs[0]) if d_h is None else d_h.clone()
+        dh = _carried(d_h, hs[0])
         for t in range(new.shape[0] - 1, -1, -1):
             torch.mul(dh + d_out[t], p[t], out=dpre[t])
             dh = dpre[t] @ w_hh if m is None else torch.addmm(dh * skip[t], dpre[t], w_hh)

@@ -51,6 +51,19 @@ def test_class_option_and_seed(capsys, tmp_path):
     np.testing.assert_allclose(a[..., 0], (raw[:, 0] * 0.4 + 0.3).numpy(), rtol=1e-5, atol=1e-6)  # un-normalised
 
 
+def test_temperature_option_scales_the_latent_draw_of_a_vae_only(capsys, tmp_path):
+    run_dir = _run_dir(tmp_path, "vae")
+    cold, _ = sample_images(run_dir, 4, 3, seed=5, temperature=0.25)
+    raw = gridseq.load(run_dir).sample(4, torch.full((4,), 3), generator=torch.Generator().manual_seed(5), temperature=0.25)
+    np.testing.assert_allclose(cold[..., 0], (raw[:, 0] * 0.4 + 0.3).numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(cold, sample_images(run_dir, 4, 3, seed=5)[0])
+    code, _, err = run(capsys, "sample", _run_dir(tmp_path, "dcgan"), "--temperature", 0.5, "--out", tmp_path / "t.png")
+    assert code == 2 and "no sampling temperature" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "sample", run_dir, "--temperature", 0, "--out", tmp_path / "t.png")
+    assert code == 2 and "expected a positive number" in err
+    assert not (tmp_path / "t.png").exists()
+
+
 def test_errors_are_one_line(capsys, tmp_path):
     run_dir = _run_dir(tmp_path, "vae")
     code, _, err = run(capsys, "sample", run_dir, "--class", 12, "--out", tmp_path / "x.png")

@@ -23,6 +23,13 @@ def _is_foreign_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (int, bool))
 
 
+def check_positive_number(value, name: str) -> float:
+    """Return `value` as a float if it is a number > 0 (bools are rejected)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}.")
+    return float(value)
+
+
 def check_probability(value, name: str) -> float:
     """Return `value` as a float if it lies in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

@@ -152,3 +152,16 @@ def test_dcgan_declares_its_adam_betas_and_fit_uses_them():
     for bad in (1.0, -0.1, True, "0.5"):
         with pytest.raises(ConfigError, match="in \\[0, 1\\)"):
             models.create("dcgan", input_shape=(1, 8, 8), label_smoothing=bad)
+
+
+def test_vae_temperature_scales_the_latent_draw():
+    model = models.create_for("vae", INFO, temperature=0.5).eval()
+    y = torch.tensor([0, 3, 9])
+    z = torch.randn(3, 16, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(model.sample(3, y, generator=torch.Generator().manual_seed(1)), model.decode(0.5 * z, y))
+    torch.testing.assert_close(model.sample(3, y, generator=torch.Generator().manual_seed(1), temperature=2.0),
+                               model.decode(2.0 * z, y))
+    with pytest.raises(ConfigError, match="temperature must be a positive number"):
+        model.sample(3, y, temperature=0)
+    with pytest.raises(ConfigError, match="temperature must be a positive number"):
+        models.create_for("vae", INFO, temperature=-1.0)

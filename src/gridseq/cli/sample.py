@@ -14,7 +14,7 @@ import argparse
 import math
 from pathlib import Path
 
-from gridseq.cli.common import EXIT_OK, console, positive_int, print_json
+from gridseq.cli.common import EXIT_OK, console, positive_float, positive_int, print_json
 from gridseq.models.traits import traits
 
 
@@ -31,18 +31,23 @@ def register(sub, parents) -> None:
     p.add_argument("--class", dest="class_", metavar="K",
                    help="the class to draw, by index or name (conditional models; default: cycle through all)")
     p.add_argument("--seed", type=int, default=0, help="seeds the latent draws (default: 0)")
+    p.add_argument("--temperature", type=positive_float, metavar="T",
+                   help="vae only: the std of the latent draws, z ~ N(0, T²·I) (default: the model's, 1 unless set)")
     p.add_argument("--scale", type=positive_int, default=4, metavar="S", help="PNG pixels per image pixel (default: 4)")
     p.add_argument("--out", metavar="PNG", default="samples.png", help="where to write the grid (default: samples.png)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(handler=cmd_sample)
 
 
-def sample_images(run_dir, n: int, class_: str | int | None = None, *, seed: int = 0):
+def sample_images(run_dir, n: int, class_: str | int | None = None, *, seed: int = 0,
+                  temperature: float | None = None):
     """`n` images from the generator in `run_dir`, as (n, H, W, C) floats in the data's pixel range
-    (un-normalised), and the class of each (None for an unconditional model).
+    (un-normalised), and the class of each (None for an unconditional model). `temperature`: the
+    latent std of a vae (None: the model's own).
 
     Raises:
-        ConfigError: the run is not a generator, or `class_` is unknown or given to an unconditional model.
+        ConfigError: the run is not a generator, `class_` is unknown or given to an unconditional model,
+            or a temperature is given to a generator that has none.
     """
     import torch
 
@@ -67,8 +72,14 @@ def sample_images(run_dir, n: int, class_: str | int | None = None, *, seed: int
         labels = torch.full((n,), index, dtype=torch.int64)
     else:
         labels = torch.arange(n) % k if k else None
+    extra = {}
+    if temperature is not None:
+        if not hasattr(model.config, "temperature"):
+            raise ConfigError(f"{run_dir} holds a {config['model']['name']!r} generator, which has no sampling "
+                              f"temperature (only vae has one); drop --temperature.")
+        extra["temperature"] = temperature
     generator = torch.Generator().manual_seed(seed)
-    images = model.sample(n, labels, generator=generator).float()  # (n, C, H, W), normalised
+    images = model.sample(n, labels, generator=generator, **extra).float()  # (n, C, H, W), normalised
     norm = info.get("preprocessing", {}).get("normalize")
     if norm:
         mean = torch.tensor(norm["mean"], dtype=torch.float32).view(1, -1, 1, 1)
@@ -97,7 +108,7 @@ def grid_png(images, path, *, columns: int, scale: int = 4, pad: int = 1) -> Pat
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    images, labels = sample_images(args.run_dir, args.n, args.class_, seed=args.seed)
+    images, labels = sample_images(args.run_dir, args.n, args.class_, seed=args.seed, temperature=args.temperature)
     k = len(set(labels)) if labels is not None and args.class_ is None else 0
     columns = k if k > 1 else math.ceil(math.sqrt(args.n))
     out = grid_png(images, args.out, columns=columns, scale=args.scale)

@@ -93,6 +93,8 @@ def test_version(capsys):
     (["train", "digits", "--model", "cnn", "--image-size", "8by8"], ["expected HxW"]),
     (["models", "--model.hidden_size=8"], ["train option"]),
     (["train", "digits", "--model", "cnn", "--resume", "--overwrite"], ["give one of them"]),
+    (["train", "digits", "--model", "mlp", "--epochs", "1", "--monitor", "f1"],
+     ["monitor must name a validation metric of the classify task, got 'f1'", "accuracy, loss, macro_f1"]),
     (["evaluate", "no/such/run"], ["no/such/run", "not a directory"]),
     (["predict", "no/such/run", "--split", "test"], ["not a directory"]),
 ])
@@ -191,10 +193,11 @@ def fake_fit(monkeypatch):
 def test_flags_beat_the_defaults_table_and_unset_flags_are_not_passed(capsys, tmp_path, monkeypatch, fake_fit):
     monkeypatch.setattr(defaults, "TABLE", {("digits", "gru"): {"train": {"epochs": 7, "lr": 0.01}, "model": {"hidden_size": 9, "num_layers": 2}}})
     code, out, err = run(capsys, "train", "digits", "--model", "gru", "--lr", "0.002", "--model.hidden_size=5",
-                         "--train.patience=4", "--run-dir", tmp_path / "r", "-v")
+                         "--train.patience=4", "--monitor", "macro_f1", "--run-dir", tmp_path / "r", "-v")
     model, data, kw = fake_fit.calls[0]
     assert code == 0
     assert kw["epochs"] == 7 and kw["lr"] == 0.002 and kw["patience"] == 4  # table, flag, dotted
+    assert kw["monitor"] == "macro_f1"
     assert "batch_size" not in kw and "optimizer" not in kw  # unset: fit's own defaults decide
     assert model.config.hidden_size == 5 and model.config.num_layers == 2  # dotted flag beats table
     assert model.config.bidirectional is False  # the model's default

@@ -110,6 +110,15 @@ def test_best_epochs_is_the_argmax_of_the_mean_curve(tiny):
     assert json.loads(json.dumps(record))["best_epochs"] == cv.best_epochs and record["curves"] == cv.curves
 
 
+def test_monitor_makes_the_curves_and_the_choice_of_that_metric(tiny):
+    data = tagged()
+    cv = cross_validate(lambda: build(tiny, data), data, folds=3, epochs=3, batch_size=16, lr=3e-3, progress=False, monitor="loss")
+    assert (cv.primary, cv.higher_is_better) == ("loss", False)
+    for k, history in enumerate(cv.histories):
+        assert [r["val_loss"] for r in history] == cv.curves[k]
+    assert cv.best_epochs == int(np.argmin(cv.mean_curve)) + 1  # the lowest mean held-out loss
+
+
 def test_best_epoch_count_breaks_ties_by_loss_then_fewest_epochs():
     assert best_epoch_count([0.5, 0.9, 0.7, 0.9], True) == 2
     assert best_epoch_count([0.3, 0.1, 0.1, 0.2], False) == 2  # lower is better (loss, mae)

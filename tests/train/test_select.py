@@ -26,3 +26,70 @@ def test_last_keeps_the_final_weights(tiny, data):
 def test_select_is_checked(tiny, data):
     with pytest.raises(ConfigError, match="select"):
         fit(build(tiny, data), data, epochs=1, select="first", **FAST)
+
+
+# --- monitor: the metric that picks the epoch ---------------------------------------------------------
+
+def _digits_fits():
+    """The same training of an MLP on digits (high lr, so the metrics' best epochs disagree) under each monitor."""
+    from gridseq import datasets, models
+    from gridseq.train import seed_everything
+
+    data = datasets.load("digits", seed=0)
+    out = {}
+    for monitor in (None, "loss", "macro_f1"):
+        seed_everything(3)
+        out[monitor] = fit(models.create_for("mlp", data.info), data, epochs=8, lr=3e-2, seed=3, progress=False, monitor=monitor)
+    return out
+
+
+@pytest.mark.usefixtures("one_thread")  # the disagreement of the three metrics below is of this training at one thread
+def test_monitor_picks_the_best_epoch_by_that_metric():
+    fits = _digits_fits()
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_second")} for r in h]  # noqa: E731
+    assert strip(fits["loss"].history) == strip(fits[None].history) == strip(fits["macro_f1"].history)  # checking the name draws nothing
+    history = fits[None].history
+    first_best = lambda key, sign: min(range(1, 9), key=lambda e: (sign * history[e - 1][key], e))  # noqa: E731
+    assert fits[None].best_epoch == first_best("val_accuracy", -1)
+    assert fits["macro_f1"].best_epoch == first_best("val_macro_f1", -1)
+    assert fits["loss"].best_epoch == first_best("val_loss", 1)  # smaller is better for a loss
+    assert len({f.best_epoch for f in fits.values()}) > 1  # this training tells the three apart
+    assert fits["loss"].val["loss"] == min(r["val_loss"] for r in history)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_monitor_drives_early_stopping_and_is_recorded(tmp_path):
+    from gridseq import datasets, models
+    from gridseq.train import seed_everything
+
+    data = datasets.load("digits", seed=0)
+    seed_everything(1)
+    result = fit(models.create_for("mlp", data.info), data, epochs=8, lr=3e-2, seed=1, progress=False, monitor="loss", patience=2,
+                 run_dir=tmp_path / "run")
+    losses = [r["val_loss"] for r in result.history]
+    best = losses.index(min(losses))
+    assert len(losses) == best + 3  # stopped two epochs after the lowest validation loss, not the best accuracy
+    import json
+
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["monitor"] == "loss"
+    assert config["task"]["primary"] == "loss" and config["task"]["higher_is_better"] is False
+
+
+@pytest.mark.parametrize("monitor, match", [("macro_f2", "it reports accuracy, loss, macro_f1. Did you mean 'macro_f1'"),
+                                            ("", "monitor must be None"), (3, "monitor must be None")])
+def test_monitor_is_checked_before_training(tiny, data, tmp_path, monitor, match):
+    with pytest.raises(ConfigError, match=match):
+        fit(build(tiny, data), data, epochs=1, monitor=monitor, run_dir=tmp_path / "run", **FAST)
+    assert not (tmp_path / "run" / "history.jsonl").exists()
+
+
+def test_task_monitor_takes_the_direction_of_the_metric():
+    from gridseq import tasks
+
+    task = tasks.get("classify")
+    task.monitor("macro_f1")
+    assert (task.primary, task.higher_is_better) == ("macro_f1", True)
+    task.monitor("loss")
+    assert (task.primary, task.higher_is_better) == ("loss", False)
+    assert task.is_better(0.1, 0.2) and not task.is_better(0.3, 0.2)

@@ -224,6 +224,61 @@ def test_tune_finds_and_records_a_reproducible_best(series, tmp_path, monkeypatc
         tune(os.fspath(series), "mlp", trials=5, out=out, space={**SMALL, "train.batch_size": 16}, progress=False)
 
 
+def test_metric_scores_trials_and_the_command_selects_by_it(series, tmp_path):
+    """metric="loss": trials minimise the validation loss (each trial's best epoch by loss too), the command
+    carries --train.monitor so it reproduces the score, and the study refuses another metric afterwards."""
+    out = tmp_path / "by-loss"
+    result = tune(os.fspath(series), "mlp", trials=2, out=out, space=SMALL, progress=False, metric="loss")
+    assert (result.metric, result.direction) == ("loss", "minimize")
+    assert result.params["train.monitor"] == "loss" and "--train.monitor=loss" in result.command
+    complete = [r for r in json.loads((out / "trials.json").read_text()) if r["state"] == "complete"]
+    assert result.value == min(r["value"] for r in complete)
+    run_dir = tmp_path / "again"
+    assert main([*shlex.split(result.command)[1:], "--run-dir", os.fspath(run_dir), "--no-progress"]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val"]["loss"] == pytest.approx(result.value, abs=1e-9)
+    with pytest.raises(ConfigError, match="scores its trials by loss, not accuracy"):
+        tune(os.fspath(series), "mlp", trials=3, out=out, space=SMALL, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"metric": "macro_f2"}, "it reports accuracy, loss, macro_f1. Did you mean 'macro_f1'"),
+    ({"space": {**SMALL, "train.monitor": {"type": "categorical", "choices": ["loss", "accuracy"]}}}, "cannot be searched"),
+])
+def test_bad_metrics_are_refused_before_any_trial(series, tmp_path, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        tune(os.fspath(series), "mlp", trials=2, out=tmp_path / "bad", **{"space": SMALL, **kwargs}, progress=False)
+    db = tmp_path / "bad" / "study.db"
+    assert not db.exists() or not _finished(db)
+
+
+def test_a_trial_the_time_limit_stops_is_run_again_when_the_study_continues(series, tmp_path, monkeypatch):
+    """Stopped by --timeout after its first epoch, a trial is not a verdict: it fails (not pruned, not counted
+    among the N) and the next run queues its settings again, once."""
+    from gridseq.tune import study as study_mod
+
+    looks = iter([False])  # the process starts one trial, then finds itself out of time
+    monkeypatch.setattr(study_mod.Worker, "_out_of_time", lambda self: next(looks, True))
+    out = tmp_path / "late"
+    with pytest.raises(ConfigError, match="0 pruned, 0 failed, 1 stopped by the time limit"):
+        tune(os.fspath(series), "mlp", trials=2, out=out, space=SMALL, progress=False, timeout=1e-3)  # past at epoch 1 of 2
+    monkeypatch.undo()
+    (first,) = _finished(out / "study.db")
+    assert first.state == optuna.trial.TrialState.FAIL and first.user_attrs["stopped"] == "time limit"
+    assert sorted(first.intermediate_values) == [1]
+
+    result = tune(os.fspath(series), "mlp", trials=2, out=out, space=SMALL, progress=False)
+    assert result.trials["finished"] == 2 and result.trials["timed_out"] == 1 and result.trials["failed"] == 0
+    trials = _finished(out / "study.db")
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == first.params and trials[1].user_attrs.get("defaults")
+    assert trials[1].state == optuna.trial.TrialState.COMPLETE and len(trials[1].intermediate_values) == 2
+    rows = json.loads((out / "trials.json").read_text())
+    assert rows[1]["retried_from"] == 0 and rows[0]["stopped"] == "time limit"
+    again = tune(os.fspath(series), "mlp", trials=2, out=out, space=SMALL, progress=False)  # queued once, not on every run
+    assert len(_finished(out / "study.db")) == 3 and again.trials["finished"] == 2
+
+
 def test_cli_errors_are_one_line(series, tmp_path, capsys):
     bad = tmp_path / "space.yaml"
     bad.write_text("train.lr: {type: float, low: 1, high: 0}\n")
@@ -232,6 +287,9 @@ def test_cli_errors_are_one_line(series, tmp_path, capsys):
     assert err.count("\n") == 0 and "low <= high" in err and "space.yaml" in err
     assert main(["tune", os.fspath(series), "--model", "mlp", "--model.hiden=3", "--out", os.fspath(tmp_path / "o")]) == 2
     assert "model.hidden" in capsys.readouterr().err
+    assert main(["tune", os.fspath(series), "--model", "mlp", "--metric", "f1", "--out", os.fspath(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "monitor must name a validation metric" in err and "macro_f1" in err
 
 
 def test_storage_open_retries_the_schema_creation_race(tmp_path, monkeypatch):

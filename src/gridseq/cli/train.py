@@ -24,7 +24,7 @@ _logger = logging.getLogger(__name__)
 # model shortcut flags → model config fields
 _MODEL_FLAGS = {"hidden_size": "--hidden-size", "num_layers": "--num-layers", "bidirectional": "--bidirectional", "dropout": "--dropout"}
 # train flags → gridseq.train.fit keyword arguments
-_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "grad_clip", "patience", "device",
+_TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "grad_clip", "patience", "monitor", "device",
                 "checkpoint_every", "precision", "augment")
 # fit() arguments the command sets itself, so --train.KEY may not
 _FIT_MANAGED = {"model", "data", "seed", "run_dir", "resume", "progress", "data_spec", "callbacks"}
@@ -51,6 +51,8 @@ def register(sub, parents) -> None:
     t.add_argument("--scheduler", help="learning-rate schedule, e.g. cosine, none")
     t.add_argument("--grad-clip", type=non_negative_float, help="clip the gradient norm to this value (0: off)")
     t.add_argument("--patience", type=positive_int, help="stop after this many epochs without a better validation score")
+    t.add_argument("--monitor", metavar="METRIC",
+                   help="the validation metric that picks the best epoch and drives --patience, e.g. macro_f1 (default: the task's primary)")
     t.add_argument("--cv", type=positive_int, metavar="K",
                    help="k-fold cross-validation on the training items (train + val; test is not read): per-fold and "
                         "mean scores and the best epoch count, written to cv.json (docs/training.md, Small data)")

@@ -41,6 +41,8 @@ def register(sub, parents) -> None:
     p.add_argument("--view", choices=("image", "sequence"), help="how to present the data (default: what the model takes)")
     p.add_argument("--cv", type=positive_int, metavar="K",
                    help="score each trial by K-fold cross-validation of train + val (small training sets); --train-best then refits on all of them")
+    p.add_argument("--metric", metavar="NAME",
+                   help="the validation metric trials are scored by and pick their best epoch by, e.g. macro_f1 (default: the task's primary)")
     p.add_argument("--train-best", action="store_true", help="at the end, train the best settings into OUT/best-run and print its test metrics")
     p.add_argument("--top", type=positive_int, default=5, metavar="K", help="trials in the printed table (default: 5)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -62,13 +64,15 @@ def cmd_tune(args, raw_overrides: dict[str, str]) -> int:
     settings = {f"{section}.{k}": v for section in ("train", "model") for k, v in overrides[section].items()}
     result = tune.tune(args.dataset, entry.name, trials=args.trials, timeout=args.timeout, jobs=args.jobs, out=args.out, seed=args.seed,
                        space=args.space, settings=settings, data_options=overrides["data"], view=args.view, storage=args.storage,
-                       study_name=args.study, threads=args.threads, cv=args.cv, train_best=args.train_best, progress=args.progress)
+                       study_name=args.study, threads=args.threads, cv=args.cv, train_best=args.train_best, metric=args.metric,
+                       progress=args.progress)
     _print_top(result.top, result, args.top)
     out = console()
     c = result.trials
+    late = f", {c['timed_out']} stopped by the time limit (they run again when the study continues)" if c.get("timed_out") else ""
     scored = f"mean held-out {result.metric} ({result.cv}-fold, chosen epochs {result.epochs})" if result.cv else f"validation {result.metric}"
     out.print(f"best {scored}: {result.value:.4f} (trial {result.best_trial}; {c['complete']} complete, "
-              f"{c['pruned']} pruned, {c['failed']} failed)\nreproduce: {result.command}\nwrote {report.relative(result.out / 'best.json')}",
+              f"{c['pruned']} pruned, {c['failed']} failed{late})\nreproduce: {result.command}\nwrote {report.relative(result.out / 'best.json')}",
               highlight=False, markup=False, soft_wrap=True)
     if args.train_best:
         print_metrics(f"test metrics of the best settings ({entry.name} on {args.dataset})", result.test)

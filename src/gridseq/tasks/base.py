@@ -236,6 +236,12 @@ class Task(ABC):
         Default: none."""
         return {}
 
+    def monitor(self, name: str) -> None:
+        """Make the metric `name` the one that picks the best epoch and drives early stopping (`fit`'s
+        `monitor`): smaller is better for the names in `LOWER_IS_BETTER`, larger for any other."""
+        if name != self.primary:
+            self.primary, self.higher_is_better = name, name not in LOWER_IS_BETTER
+
     def is_better(self, value: float, best: float | None) -> bool:
         """Whether `value` of the primary metric beats `best` (None = nothing yet); NaN never does."""
         if math.isnan(value):
@@ -248,6 +254,10 @@ class Task(ABC):
         """The JSON-able summary stored in a run directory's config.json."""
         return {"name": self.name, "primary": self.primary, "higher_is_better": self.higher_is_better}
 
+
+# metrics (of any task) where smaller is better; `Task.monitor` reads the direction of a monitored metric here
+LOWER_IS_BETTER = frozenset({"loss", "mse", "rmse", "mae", "mase", "smape", "cer", "wer", "bits_per_char", "perplexity",
+                             "fid"})
 
 _tasks: dict[str, type[Task]] = {}
 

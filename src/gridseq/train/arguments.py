@@ -33,6 +33,8 @@ def check_fit_args(a: dict[str, Any]) -> None:
     if augment not in (None, True, False) and not (isinstance(augment, dict) and all(isinstance(k, str) for k in augment)):
         raise ConfigError(f"augment must be None (the default), True, False or a dict of the policy's settings, "
                           f"got {augment!r}.")
+    if a["monitor"] is not None and (not isinstance(a["monitor"], str) or not a["monitor"]):
+        raise ConfigError(f"monitor must be None (the task's primary metric) or a metric's name such as 'macro_f1', got {a['monitor']!r}.")
     for name in ("patience", "checkpoint_every"):
         if a[name] is not None:
             check_positive_int(a[name], name)

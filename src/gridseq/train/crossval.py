@@ -304,6 +304,8 @@ def cross_validate(
         model = build_model()
         if primary is None:
             task = tasks.for_data(data.info, model)
+            if fit_kwargs.get("monitor") is not None:  # each fold's fit checks the name
+                task.monitor(fit_kwargs["monitor"])
             primary, higher = task.primary, task.higher_is_better
         user = list(callbacks_for_fold(fold)) if callbacks_for_fold is not None else []
         recorder = _FoldRecorder(fold, k, epochs, primary, curves, user)

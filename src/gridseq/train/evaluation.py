@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gridseq import tasks
-from gridseq._validation import check_positive_int
+from gridseq._validation import check_positive_int, did_you_mean
 from gridseq.data.contract import DatasetInfo, Split
 from gridseq.errors import ConfigError
 from gridseq.train import distributed, precision
@@ -89,9 +89,30 @@ def evaluate(
     return _evaluate(model, split, task, batch_size, device=device).compute()
 
 
+def monitor(task: tasks.Task, name: str, model: nn.Module, split: Split, *, batch_size: int = 64, device: torch.device | str = "cpu",
+            amp: str = "fp32") -> None:
+    """Make the metric `name` the one `task` picks the best epoch by (`Task.monitor`; `fit`'s `monitor`).
+
+    Raises:
+        ConfigError: the task reports no metric `name` — found out now, not after an epoch, by scoring
+            one batch of `split` (without touching the random streams).
+    """
+    if name == task.primary:
+        return
+    from gridseq.train.checkpoint import capture_rng, restore_rng
+
+    rng = capture_rng()
+    names = _evaluate(model, split, task, batch_size, device=torch.device(device), amp=amp, batches=1).compute()
+    restore_rng(rng)
+    if name not in names:
+        raise ConfigError(f"monitor must name a validation metric of the {task.name} task, got {name!r}; it reports "
+                          f"{', '.join(sorted(names))}.{did_you_mean(name, names)}")
+    task.monitor(name)
+
+
 def _evaluate(model: nn.Module, split: Split, task: tasks.Task, batch_size: int, *, device: torch.device,
-              amp: str = "fp32", shard: bool = False) -> tasks.Metrics:
-    """The filled metric accumulator of `evaluate`. With `shard` (the trainer under torch.distributed)
+              amp: str = "fp32", shard: bool = False, batches: int | None = None) -> tasks.Metrics:
+    """The filled metric accumulator of `evaluate` (over the first `batches` batches only, if given). With `shard` (the trainer under torch.distributed)
     each rank scores every world_size-th batch and the accumulators are summed over ranks; tasks that
     carry state from batch to batch (those overriding `reset`, e.g. a language model's hidden state)
     score the whole split on every rank instead."""
@@ -103,6 +124,8 @@ def _evaluate(model: nn.Module, split: Split, task: tasks.Task, batch_size: int,
     try:
         with torch.no_grad():
             order = task.eval_order(split, batch_size)
+            if batches is not None:
+                order = list(order)[:batches]
             if shard:
                 order = list(order)[distributed.rank() :: distributed.world_size()]
             for batch in split.loader(order):  # a streamed split decodes them in its workers

@@ -76,6 +76,8 @@ def fingerprint(args: dict[str, Any], train_items: int, steps_per_epoch: int, wo
         fp["epochs"] = args["epochs"]
     if args.get("augment"):  # recorded only when on, so checkpoints written before augmentation existed resume
         fp["augment"] = args["augment"]  # True, or the policy's settings when they were given
+    if args.get("monitor") is not None:  # recorded only when given, so checkpoints written before it existed resume
+        fp["monitor"] = args["monitor"]
     return fp
 
 

@@ -38,7 +38,7 @@ from gridseq.io import model_spec
 from gridseq.train import distributed, optim, precision
 from gridseq.train.arguments import check_fit_args
 from gridseq.train.callbacks import CallbackList, TensorBoardLogger, TrainState
-from gridseq.train.evaluation import _evaluate, resolve_device, seed_everything
+from gridseq.train.evaluation import _evaluate, monitor, resolve_device, seed_everything
 from gridseq.train.progress import progress_for
 from gridseq.train.resume import TrainerState, fingerprint, restore, snapshot
 from gridseq.train.run_dir import TENSORBOARD_DIR, RunDir, versions
@@ -97,6 +97,10 @@ class _Trainer:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.net = distributed.wrap(model, self.device)  # what the forward pass calls (DDP or the model)
+        self.eval_batch_size = 2 * args["batch_size"]  # no gradients kept, so twice the batch fits
+        if args["monitor"] is not None:  # before the scheduler: "plateau" follows the monitored metric's direction
+            monitor(self.task, args["monitor"], model, data.val if len(data.val) else data.train, batch_size=self.eval_batch_size,
+                    device=self.device, amp=self.amp)
         self.sampler = self.task.sampler(len(data.train), args["batch_size"], data.train.lengths, seed=args["seed"],
                                          rank=distributed.rank(), world_size=distributed.world_size())
         self.steps_per_epoch = len(self.sampler)
@@ -107,7 +111,6 @@ class _Trainer:
         )
         self.clip = optim.resolve_grad_clip(model, args["grad_clip"])
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.eval_batch_size = 2 * args["batch_size"]  # no gradients kept, so twice the batch fits
         self.augment = augmentation_for(args["augment"], data.info)
         # resolved, so config.json and the resume check say what ran: on or off, or the settings asked for
         args["augment"] = self.augment.to_json() if isinstance(args["augment"], dict) else self.augment is not None
@@ -392,6 +395,7 @@ def fit(
     precision: str = "fp32",
     channels_last: bool | None = None,
     augment: bool | dict | None = None,
+    monitor: str | None = None,
 ) -> FitResult:
     """Train `model` on `data`, validating every epoch; the model ends with its best weights.
 
@@ -438,6 +442,10 @@ def fit(
             True/False, a dict of the policy's settings (on, e.g. {"rotation": 0, "brightness": 0}),
             or None: the dataset's default, off for every dataset today (docs/datasets.md,
             Augmentation). Default: None.
+        monitor: the validation metric that picks the best epoch, drives `patience` and the "plateau"
+            schedule, e.g. "macro_f1" for classification on unbalanced classes; smaller is better for
+            `gridseq.tasks.LOWER_IS_BETTER` (loss, mse, mae, cer, fid, ...), larger for any other.
+            None = the task's primary metric (accuracy for classification). Default: None.
 
     Distributed: with a torch.distributed process group running (under torchrun; see
     `gridseq.train.distributed.init_from_env` and docs/scaling.md) the model is wrapped in
@@ -470,7 +478,7 @@ def fit(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
         "scheduler": scheduler, "grad_clip": grad_clip, "patience": patience, "select": select, "seed": seed, "run_dir": run_dir,
         "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress, "precision": precision,
-        "channels_last": channels_last, "augment": augment,
+        "channels_last": channels_last, "augment": augment, "monitor": monitor,
     }
     check_fit_args(args)
     if not isinstance(data, Dataset):

@@ -32,7 +32,7 @@ from gridseq.errors import ConfigError, Interrupted, Terminated
 from gridseq.tune import report
 from gridseq.tune import space as spaces
 from gridseq.tune.space import default_space
-from gridseq.tune.study import Plan, Worker, counts, open_study
+from gridseq.tune.study import Plan, Worker, counts, open_study, requeue_timed_out
 
 __all__ = ["TuneResult", "default_space", "tune"]
 
@@ -92,7 +92,7 @@ def tune(dataset: str, model: str, *, trials: int = 20, timeout: float | None = 
          seed: int = 0, space: str | os.PathLike | dict | None = None, settings: dict[str, Any] | None = None,
          data_options: dict[str, Any] | None = None, view: str | None = None, storage: str | None = None,
          study_name: str | None = None, threads: int | None = None, cv: int | None = None, train_best: bool = False,
-         progress: bool | None = None) -> TuneResult:
+         metric: str | None = None, progress: bool | None = None) -> TuneResult:
     """Search `model`'s settings on `dataset` for the best validation score.
 
     Args:
@@ -101,7 +101,8 @@ def tune(dataset: str, model: str, *, trials: int = 20, timeout: float | None = 
         trials: finished (complete or pruned) trials the study should have, counted over every process
             and every earlier run of the same study. Default: 20.
         timeout: seconds from now after which no trial starts and running ones stop at their epoch's end
-            (reported as pruned). Default: None.
+            (recorded as failed with "stopped": "time limit", not among the N; the next run of the study
+            queues their settings again). Default: None.
         jobs: processes on this machine sharing the study, each with cores / jobs threads. Default: 1.
         out: the output directory (study.db, best.json, trials.json, plots). Default: tune/<dataset>-<model>-s<seed>.
         seed: the dataset seed, the trials' weights seed and the sampler's seed. Default: 0.
@@ -119,6 +120,9 @@ def tune(dataset: str, model: str, *, trials: int = 20, timeout: float | None = 
         train_best: at the end, train the best settings with a run directory (OUT/best-run) and report
             its test metrics — the only time the test split is read. With `cv`: refit on all training
             items for the chosen epoch count, as `gridseq train --cv K --refit` does.
+        metric: the validation metric trials are scored by (and each trial's best epoch picked by), e.g.
+            "macro_f1"; it becomes the fixed setting `train.monitor` (`fit`'s `monitor`), so the reproducing
+            command selects the same way. Default: None (the task's primary metric).
         progress: None = automatic (a live line on a terminal, one line per trial otherwise), False = silent.
 
     Returns:
@@ -130,6 +134,8 @@ def tune(dataset: str, model: str, *, trials: int = 20, timeout: float | None = 
     from gridseq import models, recipe
 
     _check(trials=trials, timeout=timeout, jobs=jobs, threads=threads, cv=cv)
+    if metric is not None:
+        settings = {**(settings or {}), "train.monitor": metric}
     entry = models.entry(model)
     name = recipe.run_name(dataset)
     out = Path(out if out is not None else Path("tune") / f"{name}-{entry.name}-s{seed}")
@@ -147,12 +153,13 @@ def tune(dataset: str, model: str, *, trials: int = 20, timeout: float | None = 
     data = worker.data()
     search = _fit_to_data(search, data, fixed, user=set(_space_entries(space)))
     plan.space = search = _drop_stacked_only(plan, entry, worker.reader, user=set(_space_entries(space)))
-    task = _task(entry.name, data.info)
+    task = _task(entry.name, data, fixed.get("train.monitor"))
     direction = "maximize" if task.higher_is_better else "minimize"
     study = open_study(plan, direction=direction)
-    report.check_same_space(study, search)
+    report.check_same_space(study, search, task.primary)
     if not study.get_trials(deepcopy=False):
         _enqueue_defaults(study, plan, entry, worker.reader)
+    requeue_timed_out(study)
     from gridseq.tune.progress import Display
 
     try:
@@ -229,6 +236,9 @@ def _resolve_space(model: str, fields: set[str], train_keys: set[str], space, se
         spaces.check_key(key, fields=fields, train_keys=train_keys, where="the fixed settings")
         search.pop(key, None)
         fixed[key] = value
+    if "train.monitor" in search:
+        raise ConfigError("train.monitor cannot be searched: trials scored by different metrics cannot be compared; "
+                          "fix it with --metric NAME instead.")
     if not search:
         raise ConfigError("the search space is empty (every setting is fixed); leave something to search.")
     return search, fixed
@@ -280,11 +290,18 @@ def _drop_stacked_only(plan: Plan, entry, reader: str | None, *, user: set[str])
     return search
 
 
-def _task(model: str, info):
+def _task(model: str, data, monitor: str | None):
+    """The task trials are scored by: `data`'s, with the metric `monitor` picking the best epoch if given
+    (a ConfigError now when the task has no such metric)."""
     from gridseq import tasks
     from gridseq.tasks import matching
+    from gridseq.train.evaluation import monitor as watch
 
-    return tasks.for_data(info, matching.create_for(model, info))
+    net = matching.create_for(model, data.info)
+    task = tasks.for_data(data.info, net)
+    if monitor is not None:
+        watch(task, monitor, net, data.val if len(data.val) else data.train)
+    return task
 
 
 def _quiet_optuna() -> None:
@@ -301,7 +318,7 @@ def _result(study, plan: Plan, task, out: Path) -> TuneResult:
     c = counts(study)
     done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     if not done:
-        raise ConfigError(f"no trial of {plan.study_name!r} completed ({c['pruned']} pruned, {c['failed']} failed); "
+        raise ConfigError(f"no trial of {plan.study_name!r} completed ({c['pruned']} pruned, {c['failed']} failed, {c['timed_out']} stopped by the time limit); "
                           f"see {out / 'trials.json'} for their errors, then give more --trials or a longer --timeout.")
     best = study.best_trial
     params = {**plan.fixed, **spaces.trial_settings(best)}

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from gridseq.tune import space as spaces
 from gridseq.tune.report import short
+from gridseq.tune.study import TIME_LIMIT
 
 
 class Display:
@@ -76,7 +77,8 @@ class Display:
     def _status(self, c) -> str:
         best = self._best()
         shown = f"best {self.metric} {best.value:.4f} (trial {best.number})" if best is not None else "no complete trial yet"
-        return f"{shown} · {c['pruned']} pruned · {c['failed']} failed · {c['running']} running"
+        late = f" · {c['timed_out']} stopped by the time limit" if c.get("timed_out") else ""
+        return f"{shown} · {c['pruned']} pruned · {c['failed']} failed{late} · {c['running']} running"
 
     def _line(self, t, c) -> str:
         settings = " ".join(f"{k.split('.', 1)[1]}={short(v)}" for k, v in spaces.decode_params(t.params).items())
@@ -87,6 +89,9 @@ class Display:
         elif state == "pruned":
             epoch = max(t.intermediate_values) if t.intermediate_values else 0
             what = f"{t.user_attrs.get('stopped', 'pruned')} at epoch {epoch}"
+        elif t.user_attrs.get("stopped") == TIME_LIMIT:
+            epoch = max(t.intermediate_values) if t.intermediate_values else 0
+            what = f"stopped by the time limit at epoch {epoch} (it runs again when the study continues)"
         else:
             what = f"failed: {t.user_attrs.get('error', 'see the log')}"
         best = self._best()

@@ -22,8 +22,15 @@ def make_dir(out: Path) -> None:
     ensure_dir(out)
 
 
-def check_same_space(study, space: dict[str, Any]) -> None:
-    """Record the search space in a new study; refuse to continue a study with a different one."""
+def check_same_space(study, space: dict[str, Any], metric: str) -> None:
+    """Record the search space and the metric trials are scored by in a new study; refuse to continue a
+    study with a different one (a study from before metrics were recorded takes `metric`)."""
+    scored = study.user_attrs.get("metric")
+    if scored is None:
+        study.set_user_attr("metric", metric)
+    elif scored != metric:
+        raise ConfigError(f"the study {study.study_name!r} scores its trials by {scored}, not {metric}; continue it with "
+                          f"--metric {scored}, or start a new one with another --out.")
     recorded = study.user_attrs.get("space")
     current = json.loads(json.dumps(space))
     if recorded is None:
@@ -45,7 +52,8 @@ def trial_rows(study) -> list[dict[str, Any]]:
                      "params": spaces.trial_settings(t), "epochs": t.user_attrs.get("epochs"),
                      "seconds": None if seconds is None else round(seconds, 2),
                      **{k: t.user_attrs[k] for k in ("defaults", "stopped", "error", "surplus") if k in t.user_attrs},
-                     **({"retried_from": t.system_attrs["failed_trial"]} if "failed_trial" in t.system_attrs else {})})
+                     **({"retried_from": t.system_attrs["failed_trial"]} if "failed_trial" in t.system_attrs else {}),
+                     **({"retried_from": t.user_attrs["retry_of"]} if "retry_of" in t.user_attrs else {})})
     return rows
 
 

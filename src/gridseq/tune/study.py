@@ -12,6 +12,10 @@ host and process id; a later process on the same host marks it failed at once wh
 gone, and Optuna's heartbeat (every `HEARTBEAT` s) marks it failed after `GRACE` s from anywhere.
 Either way `RetryHeartbeatStaleTrialCallback` queues the same parameters again as a new trial, so nothing is
 counted twice and no trial number repeats.
+
+Time limits. A trial that `--timeout` stops before its last epoch was not judged — it ran out of time —
+so it is failed (user attribute `stopped: "time limit"`), not pruned: it does not count among the N, and
+the next run of the study queues its parameters again (`requeue_timed_out`), once.
 """
 
 from __future__ import annotations
@@ -116,15 +120,39 @@ def open_study(plan: Plan, *, direction: str | None = None):
         raise GridseqError(f"the study {plan.study_name!r} in {plan.storage} cannot be continued: {e}; use another --out or --study.") from None
 
 
+TIME_LIMIT = "time limit"  # the `stopped` attribute of a trial the study's deadline ended
+
+
 def counts(study) -> dict[str, int]:
-    """Trials of `study` by state: complete, pruned, failed, running, waiting (and finished = complete + pruned)."""
+    """Trials of `study` by state: complete, pruned, failed, running, waiting, timed_out (failed because the
+    time limit stopped them; not among "failed") and finished = complete + pruned."""
     optuna = _optuna()
     state = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
     out = {name: sum(t.state == s for t in trials) for name, s in
            (("complete", state.COMPLETE), ("pruned", state.PRUNED), ("failed", state.FAIL), ("running", state.RUNNING), ("waiting", state.WAITING))}
+    out["timed_out"] = sum(_timed_out(t) for t in trials)
+    out["failed"] -= out["timed_out"]
     out["finished"] = out["complete"] + out["pruned"]
     return out
+
+
+def _timed_out(t) -> bool:
+    return t.state == _optuna().trial.TrialState.FAIL and t.user_attrs.get("stopped") == TIME_LIMIT
+
+
+def requeue_timed_out(study) -> int:
+    """Queue again, once each, the parameters of the trials an earlier run's time limit stopped; returns how many."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    n = 0
+    for t in trials:
+        if _timed_out(t) and t.number not in retried:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **({"defaults": True} if t.user_attrs.get("defaults") else {})})
+            n += 1
+    if n:
+        _logger.info("queued again the settings of %d trial(s) the last time limit stopped", n)
+    return n
 
 
 def fail_dead(study) -> int:
@@ -162,6 +190,10 @@ class _Surplus(Exception):
     """This trial would be trial N+1 of the study: end it at once."""
 
 
+class _OutOfTime(Exception):
+    """The study's time limit stopped this trial before its last epoch: it fails, to run again on resume."""
+
+
 class _Pruning:
     """Reports each epoch's validation primary metric to the trial; stops it when the pruner says so
     (from the second quarter of its epochs on) or when the study's deadline has passed."""
@@ -178,7 +210,7 @@ class _Pruning:
         if epoch >= max(1, state.epochs // 4) and epoch < state.epochs and self.trial.should_prune():
             self.reason, state.should_stop = "pruned", True
         elif self.deadline is not None and time.time() >= self.deadline and epoch < state.epochs:
-            self.reason, state.should_stop = "time limit", True
+            self.reason, state.should_stop = TIME_LIMIT, True
 
 
 class _Stop(Exception):
@@ -201,7 +233,7 @@ class _CVPruning(_Pruning):
         if progress.step >= max(1, progress.epochs // 4) and self.trial.should_prune():
             self.reason = "pruned"
         elif self.deadline is not None and time.time() >= self.deadline:
-            self.reason = "time limit"
+            self.reason = TIME_LIMIT
         if self.reason:
             raise _Stop(self.reason)
 
@@ -249,12 +281,12 @@ class Worker:
             if c["finished"] + c["running"] >= self.plan.trials:
                 time.sleep(_POLL)  # the last trials are running elsewhere (or wait to be found dead)
                 continue
-            study.optimize(self._objective, n_trials=1, catch=(_Surplus, GridseqError),
+            study.optimize(self._objective, n_trials=1, catch=(_Surplus, _OutOfTime, GridseqError),
                            callbacks=[self._after] if self.on_trial else None)
             if self._last is None:
                 continue
             last = study._storage.get_trial(self._last)  # private: the trial by its storage id
-            if last.state == optuna.trial.TrialState.FAIL and not last.user_attrs.get("surplus"):
+            if last.state == optuna.trial.TrialState.FAIL and not last.user_attrs.get("surplus") and not _timed_out(last):
                 failures.append(last.user_attrs.get("error", "an error"))
                 if len(failures) >= FAILURES_IN_A_ROW:
                     raise GridseqError(f"{len(failures)} trials in a row failed; the last: {failures[-1]}. Fix the data or the "
@@ -292,6 +324,8 @@ class Worker:
         trial.set_user_attr("epochs", epochs)
         if reason is not None:
             trial.set_user_attr("stopped", reason)
+            if reason == TIME_LIMIT:
+                raise _OutOfTime(f"trial {trial.number} stopped by the time limit; it runs again when the study continues")
             raise optuna.TrialPruned(reason)
         return value
 
@@ -311,6 +345,8 @@ def train_trial(plan: Plan, data, settings: dict[str, Any], *, callback_for=None
     train.seed_everything(plan.seed)
     model = matching.create_for(plan.model, data.info, **model_kw)
     task = tasks.for_data(data.info, model)
+    if train_kw.get("monitor") is not None:  # fit checks the name; the score read below is the monitored one
+        task.monitor(train_kw["monitor"])
     callback = callback_for(task.primary) if callback_for else None
     callbacks = [callback] if callback else []
     if plan.cv:

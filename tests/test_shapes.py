@@ -97,6 +97,15 @@ def test_nan_count_is_reported():
         check_finite(x)
 
 
+def test_finite_values_whose_sum_overflows_pass_and_opposite_infinities_do_not():
+    big = torch.full((4,), 3e38)  # finite, but their sum is inf: the exact look decides
+    assert check_finite(big) is big
+    half = torch.full((3,), 6e4, dtype=torch.float16)
+    assert check_finite(half) is half
+    with raises_shape("0 NaN and 2 Inf"):  # +inf + -inf sums to NaN
+        check_finite(torch.tensor([float("inf"), -float("inf"), 1.0]))
+
+
 def test_check_finite_ignores_integer_tensors():
     ids = torch.tensor([1, 2, 3])
     assert check_finite(ids) is ids

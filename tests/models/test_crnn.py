@@ -61,6 +61,26 @@ def test_crnn_stream_equals_forward_at_every_frame(variant):
             torch.testing.assert_close(stream.step(x[:, t]), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_crnn_stream_uses_the_running_statistics_and_follows_new_weights():
+    """The stream's frame encoder folds BatchNorm into the convolutions: with trained statistics it still
+    equals forward, and weights loaded while a stream is open are the ones its next steps use."""
+    def trained(seed):
+        torch.manual_seed(seed)
+        m = models.create("crnn", input_shape=FRAME, num_classes=6, channels=(4, 8), hidden_size=16)
+        for _ in range(3):
+            m(torch.randn(4, 5, *FRAME) * 2 + 1)  # training mode: the running statistics move
+        return m.eval()
+
+    model, other = trained(0), trained(1)
+    x = _video()
+    stream = model.stream(batch_size=3)
+    with torch.no_grad():
+        torch.testing.assert_close(stream.run(x)[:, -1], model(x), atol=1e-5, rtol=1e-5)
+        model.load_state_dict(other.state_dict())
+        stream.reset()
+        torch.testing.assert_close(stream.run(x)[:, -1], other(x), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("per_step", [False, True])
 def test_frame_cnn_stream_equals_forward(per_step):
     model = models.create("frame-cnn", input_shape=FRAME, num_classes=6, channels=(4,), per_step=per_step).eval()

@@ -58,3 +58,60 @@ def test_a_block_without_batchnorm_is_left_alone():
 def test_training_mode_is_refused():
     with pytest.raises(ConfigError, match=r"model\.eval\(\)"):
         fold_batchnorm(ConvBlock(1, 3))
+
+
+# --- ConvStackProgram: the stack as functional calls on folded weights -----------------------------
+
+STACKS = [
+    (lambda: nn.Sequential(ConvBlock(2, 5, pool=2), ConvBlock(5, 6, pool=2)), (2, 9, 7)),
+    (lambda: nn.Sequential(ConvBlock(2, 5, 4, dims=1, padding="causal"), ConvBlock(5, 3, 3, dims=1, pool=2)), (2, 11)),
+    (lambda: nn.Sequential(ConvBlock(1, 4, 4, norm="none", activation="gelu", pool=3)), (1, 8, 2)),  # even kernel; a side < pool
+]
+
+
+@pytest.mark.parametrize(("make", "shape"), STACKS)
+def test_conv_stack_program_matches_the_stack(make, shape):
+    from gridseq.nn.fuse import ConvStackProgram
+
+    stack = trained_like(make(), shape)
+    program = ConvStackProgram(stack)
+    x = torch.randn(3, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(program(x), stack(x), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_stack_program_follows_every_change_of_the_weights():
+    from gridseq.nn.fuse import ConvStackProgram
+
+    make, shape = STACKS[0]
+    stack = trained_like(make(), shape)
+    program = ConvStackProgram(stack)
+    x = torch.randn(3, *shape)
+    with torch.no_grad():
+        program(x)
+        stack[0].conv.conv.weight.add_(0.5)  # an optimizer step changes weights in place
+        torch.testing.assert_close(program(x), stack(x), rtol=1e-5, atol=1e-5)
+        stack.load_state_dict(trained_like(make(), shape).state_dict())  # copied in
+        torch.testing.assert_close(program(x), stack(x), rtol=1e-5, atol=1e-5)
+        stack[1].norm.running_var = torch.full_like(stack[1].norm.running_var, 4.0)  # a buffer replaced
+        torch.testing.assert_close(program(x), stack(x), rtol=1e-5, atol=1e-5)
+    stack.train()  # batch statistics: the modules themselves run (and update the running statistics)
+    before = stack[0].norm.running_mean.clone()
+    with torch.no_grad():
+        y = program(x)
+    assert not torch.equal(before, stack[0].norm.running_mean)
+    stack.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(program(x), stack(x), rtol=1e-5, atol=1e-5)
+        assert y.shape == stack(x).shape
+        stack.train()
+        stack(x * 3)  # a training pass around the program (BatchNorm's kernel moves the statistics in place)
+        stack.eval()
+        torch.testing.assert_close(program(x), stack(x), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_stack_program_takes_only_conv_blocks():
+    from gridseq.nn.fuse import ConvStackProgram
+
+    with pytest.raises(ConfigError, match="nn.Sequential of ConvBlocks"):
+        ConvStackProgram(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)))

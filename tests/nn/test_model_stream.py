@@ -20,8 +20,11 @@ def test_recurrent_stream_equals_the_full_pass(mode, impl):
     layer = Recurrent(mode, input_size=3, hidden_size=5, num_layers=2, impl=impl).eval()
     x = torch.randn(2, T, 3)
     stream = RecurrentStream(layer, batch_size=2)
-    torch.testing.assert_close(stream.run(x), layer(x)[0], atol=1e-5, rtol=1e-5)
+    out, state = layer(x)
+    torch.testing.assert_close(stream.run(x), out, atol=1e-5, rtol=1e-5)
     assert stream.steps == T
+    for carried, final in zip(stream.state if mode == "lstm" else (stream.state,), state if mode == "lstm" else (state,)):
+        torch.testing.assert_close(carried, final, atol=1e-5, rtol=1e-5)  # (L, B, H) per layer, as the layer returns it
 
 
 @pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])

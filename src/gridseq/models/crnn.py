@@ -148,14 +148,33 @@ class FrameEncoder(nn.Module):
         """(N, C, H, W) frames → (N, F') vectors; the check is skipped inside `shapes.inputs_checked()`."""
         c, h, w = self.cnn.config.input_shape
         x = shapes.check_image(x, channels=c, size=(h, w))
-        maps = self.cnn.features(x)  # (N, C', H', W')
+        return self._vector(self.cnn.features(x))  # the conv maps (N, C', H', W') → (N, F')
+
+    def program(self):
+        """This encoder for checked frames at inference, one small batch at a time (a stream's frame): the
+        conv blocks as one `gridseq.nn.fuse.ConvStackProgram` (BatchNorm folded, no module call per layer),
+        then the same vector and projection; equal to `forward` up to float rounding."""
+        from gridseq.nn.fuse import ConvStackProgram
+
+        convs = ConvStackProgram(self.cnn.features)
+        linear = self.project[0] if isinstance(self.project, nn.Sequential) else None
+
+        def encode(x: Tensor) -> Tensor:
+            if self.training:
+                return self.forward(x)
+            v = self._vector(convs(x), project=False)
+            return v if linear is None else torch.relu_(nn.functional.linear(v, linear.weight, linear.bias))
+
+        return encode
+
+    def _vector(self, maps: Tensor, *, project: bool = True) -> Tensor:
         if self.spatial == "flatten":
             v = maps.flatten(1)  # (N, C' * H' * W')
         elif self.spatial == "avg":
             v = maps.mean(dim=(2, 3))  # (N, C')
         else:
             v = torch.cat([maps.flatten(1), maps.amax(dim=(2, 3))], dim=1)  # (N, C' * H' * W' + C')
-        return self.dropout(self.project(v))
+        return self.dropout(self.project(v)) if project else v
 
 
 class CRNN(nn.Module):
@@ -220,11 +239,12 @@ class CRNN(nn.Module):
     def stream(self, batch_size: int = 1) -> RecurrentStream:
         """A frame-by-frame `gridseq.nn.stream.Stream`: `s.step(frame)` takes (B, C, H, W) and returns the
         logits (B, K) of the clip so far (of this frame with `per_step`), equal to `forward` on the
-        frames so far. Each frame costs one CNN pass and one recurrent step. Bidirectional: ConfigError."""
+        frames so far. Each frame costs one CNN pass (`FrameEncoder.program`: BatchNorm folded, no module
+        call per layer) and one recurrent step. Bidirectional: ConfigError."""
+        frames = self.frame_encoder.program()
+
         def encode(frame: Tensor) -> Tensor:
-            frame = check_frames(frame.unsqueeze(1), None, self.config.input_shape)[0][:, 0]  # (B, C, H, W)
-            with shapes.inputs_checked():
-                return self.frame_encoder(frame)
+            return frames(check_frames(frame.unsqueeze(1), None, self.config.input_shape)[0][:, 0])  # (B, C, H, W)
 
         pooling = "step" if self.config.per_step else self.config.pooling
         return RecurrentStream(self.rnn, batch_size, encode=encode, readout=self.head, pooling=pooling,

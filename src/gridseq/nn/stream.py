@@ -42,7 +42,9 @@ from torch import Tensor, nn
 from gridseq._validation import check_choice, check_positive_int
 from gridseq.errors import ConfigError, ShapeError
 
-POOLS = ("step", "last", "mean", "max")  # "step": per-step output; "last" = the newest step's output too
+POOLS = ("step", "last", "mean", "max")
+# torch's recurrent modules → the cell function of one step (nn.RNN with nonlinearity="relu": rnn_relu_cell)
+_CELLS = {nn.RNN: torch.rnn_tanh_cell, nn.GRU: torch.gru_cell, nn.LSTM: torch.lstm_cell}  # "step": per-step output; "last" = the newest step's output too
 
 
 def refuse_bidirectional(name: str, bidirectional: bool) -> None:
@@ -167,13 +169,43 @@ class RecurrentStream(Stream):
         self.state = None  # the Recurrent state: h, or (h, c) for an LSTM, each (L, B, H)
 
     def _step(self, x_t: Tensor) -> Tensor:
-        features = self.encode(x_t).unsqueeze(1)  # (B, 1, F)
-        if getattr(self.recurrent, "impl", None) in ("auto", "fused"):
+        features = self.encode(x_t)  # (B, F)
+        rnn = getattr(self.recurrent, "rnn", None)
+        if getattr(self.recurrent, "impl", None) in ("auto", "fused") and type(rnn) in _CELLS and not rnn.training and not getattr(rnn, "proj_size", 0):
+            out = self._cells(rnn, features)  # (B, H)
+        elif getattr(self.recurrent, "impl", None) in ("auto", "fused"):
             # one step of a full batch: exactly what Recurrent.forward runs, without its per-call checks
-            out, self.state = self.recurrent.rnn(features, self.state)  # (B, 1, H)
+            out, self.state = rnn(features.unsqueeze(1), self.state)  # (B, 1, H)
+            out = out[:, 0]
         else:
-            out, self.state = self.recurrent(features, None, self.state)
-        return self.readout(self.pool.update(out[:, 0]))
+            out, self.state = self.recurrent(features.unsqueeze(1), None, self.state)
+            out = out[:, 0]
+        return self.readout(self.pool.update(out))
+
+    def _cells(self, rnn: nn.RNNBase, x: Tensor) -> Tensor:
+        """One step of torch's `nn.RNN`/`nn.GRU`/`nn.LSTM` (unidirectional, eval) through its cell
+        functions, layer by layer — the same arithmetic as its multi-step kernel, without that call's
+        setup, which costs more than one step of batch 1 (docs/PERFORMANCE.md, stream/crnn-20px)."""
+        cell = _CELLS[type(rnn)] if rnn.mode != "RNN_RELU" else torch.rnn_relu_cell
+        lstm = rnn.mode == "LSTM"
+        if self.state is None:
+            zeros = x.new_zeros(rnn.num_layers, x.shape[0], rnn.hidden_size)
+            self.state = (zeros, zeros) if lstm else zeros
+        weights = rnn._flat_weights  # per layer: w_ih, w_hh[, b_ih, b_hh] (torch's own order)
+        per_layer = len(weights) // rnn.num_layers
+        hs, cs = [], []
+        for layer in range(rnn.num_layers):
+            w = weights[layer * per_layer:(layer + 1) * per_layer]
+            w_ih, w_hh, b_ih, b_hh = (w[0], w[1], w[2], w[3]) if rnn.bias else (w[0], w[1], None, None)
+            if lstm:
+                h, c = cell(x, (self.state[0][layer], self.state[1][layer]), w_ih, w_hh, b_ih, b_hh)
+                cs.append(c)
+            else:
+                h = cell(x, self.state[layer], w_ih, w_hh, b_ih, b_hh)
+            hs.append(h)
+            x = h
+        self.state = (torch.stack(hs), torch.stack(cs)) if lstm else torch.stack(hs)
+        return x
 
     def _reset(self) -> None:
         self.state = None

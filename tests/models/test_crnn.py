@@ -83,7 +83,9 @@ def test_crnn_stream_uses_the_running_statistics_and_follows_new_weights():
 
 @pytest.mark.parametrize("per_step", [False, True])
 def test_frame_cnn_stream_equals_forward(per_step):
-    model = models.create("frame-cnn", input_shape=FRAME, num_classes=6, channels=(4,), per_step=per_step).eval()
+    model = models.create("frame-cnn", input_shape=FRAME, num_classes=6, channels=(4,), per_step=per_step)
+    model(torch.randn(4, 5, *FRAME) * 2 + 1)  # training mode: running statistics away from 0 and 1
+    model.eval()
     x = _video()
     with torch.no_grad():
         ys = model.stream(batch_size=3).run(x)

@@ -330,10 +330,15 @@ class FrameCNN(nn.Module):
         return masked_mean(logits, lengths)  # (B, K)
 
     def stream(self, batch_size: int = 1) -> PooledStream:
-        """A frame-by-frame stream: one CNN pass per frame, the running mean of the logits (this frame's
-        logits with `per_step`)."""
+        """A frame-by-frame stream: one CNN pass per frame (its conv blocks as a
+        `gridseq.nn.fuse.ConvStackProgram`), the running mean of the logits (this frame's logits with `per_step`)."""
+        from gridseq.nn.fuse import ConvStackProgram
+
+        convs = ConvStackProgram(self.cnn.features)  # the conv blocks with BatchNorm folded (as crnn's stream)
+
         def logits(frame: Tensor) -> Tensor:
-            return self.cnn(check_frames(frame.unsqueeze(1), None, self.config.input_shape)[0][:, 0])
+            frame = check_frames(frame.unsqueeze(1), None, self.config.input_shape)[0][:, 0]
+            return self.cnn(frame) if self.training else self.cnn.forward_head(convs(frame).flatten(1))
 
         return PooledStream(logits, batch_size, pooling="step" if self.config.per_step else "mean")
 

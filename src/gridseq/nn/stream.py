@@ -42,9 +42,9 @@ from torch import Tensor, nn
 from gridseq._validation import check_choice, check_positive_int
 from gridseq.errors import ConfigError, ShapeError
 
-POOLS = ("step", "last", "mean", "max")
+POOLS = ("step", "last", "mean", "max")  # "step": per-step output; "last" = the newest step's output too
 # torch's recurrent modules → the cell function of one step (nn.RNN with nonlinearity="relu": rnn_relu_cell)
-_CELLS = {nn.RNN: torch.rnn_tanh_cell, nn.GRU: torch.gru_cell, nn.LSTM: torch.lstm_cell}  # "step": per-step output; "last" = the newest step's output too
+_CELLS = {nn.RNN: torch.rnn_tanh_cell, nn.GRU: torch.gru_cell, nn.LSTM: torch.lstm_cell}
 
 
 def refuse_bidirectional(name: str, bidirectional: bool) -> None:
@@ -171,9 +171,10 @@ class RecurrentStream(Stream):
     def _step(self, x_t: Tensor) -> Tensor:
         features = self.encode(x_t)  # (B, F)
         rnn = getattr(self.recurrent, "rnn", None)
-        if getattr(self.recurrent, "impl", None) in ("auto", "fused") and type(rnn) in _CELLS and not rnn.training and not getattr(rnn, "proj_size", 0):
+        fused = getattr(self.recurrent, "impl", None) in ("auto", "fused")
+        if fused and type(rnn) in _CELLS and not rnn.training and not getattr(rnn, "proj_size", 0):
             out = self._cells(rnn, features)  # (B, H)
-        elif getattr(self.recurrent, "impl", None) in ("auto", "fused"):
+        elif fused:
             # one step of a full batch: exactly what Recurrent.forward runs, without its per-call checks
             out, self.state = rnn(features.unsqueeze(1), self.state)  # (B, 1, H)
             out = out[:, 0]

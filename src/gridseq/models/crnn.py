@@ -247,7 +247,9 @@ class CRNN(nn.Module):
             return frames(check_frames(frame.unsqueeze(1), None, self.config.input_shape)[0][:, 0])  # (B, C, H, W)
 
         pooling = "step" if self.config.per_step else self.config.pooling
-        return RecurrentStream(self.rnn, batch_size, encode=encode, readout=self.head, pooling=pooling,
+        head = self.head  # an nn.Linear, called as the function: its module call costs more than its product at batch 1
+        return RecurrentStream(self.rnn, batch_size, encode=encode, readout=lambda h: nn.functional.linear(h, head.weight, head.bias),
+                               pooling=pooling,
                                name=f"model {getattr(self, 'gridseq_name', 'crnn')!r}")
 
 

@@ -159,7 +159,7 @@ class ConvStackProgram:
                 ops.append((F.conv1d if dims == 1 else F.conv2d, weight.detach(), None if bias is None else bias.detach(),
                             conv.padding, conv.dilation, block.conv.extra if any(block.conv.extra) else None,
                             torch.relu_ if isinstance(block.act, nn.ReLU) else F.gelu,
-                            None if pool is None else (pool.factor, F.max_pool1d if dims == 1 else F.max_pool2d, pool.ceil_mode)))
+                            None if pool is None else (pool.factor, torch.max_pool1d if dims == 1 else torch.max_pool2d, pool.ceil_mode)))
         self._ops = ops
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -178,5 +178,5 @@ class ConvStackProgram:
                 factor, max_pool, ceil_mode = pool
                 window = tuple(factor if s >= factor else 1 for s in x.shape[2:])
                 if any(w > 1 for w in window):
-                    x = max_pool(x, window, window, ceil_mode=ceil_mode)
+                    x = max_pool(x, window, window, 0, 1, ceil_mode)  # torch's own: F's wrapper costs more than a 10x10 pool
         return x

@@ -166,7 +166,7 @@ class RecurrentStream(Stream):
         self.encode = encode if encode is not None else (lambda x: x)
         self.readout = readout if readout is not None else (lambda h: h)
         self.pool = RunningPool(pooling)
-        self.state = None  # the Recurrent state: h, or (h, c) for an LSTM, each (L, B, H)
+        self._layers: list | None = None  # the Recurrent state per layer: h, or (h, c) for an LSTM, each (B, H)
 
     def _step(self, x_t: Tensor) -> Tensor:
         features = self.encode(x_t)  # (B, F)
@@ -186,27 +186,45 @@ class RecurrentStream(Stream):
     def _cells(self, rnn: nn.RNNBase, x: Tensor) -> Tensor:
         """One step of torch's `nn.RNN`/`nn.GRU`/`nn.LSTM` (unidirectional, eval) through its cell
         functions, layer by layer — the same arithmetic as its multi-step kernel, without that call's
-        setup, which costs more than one step of batch 1 (docs/PERFORMANCE.md, stream/crnn-20px)."""
+        setup, which costs more than one step of batch 1 (docs/PERFORMANCE.md, stream/crnn-20px). The
+        state is kept per layer (`state` stacks it on demand)."""
         cell = _CELLS[type(rnn)] if rnn.mode != "RNN_RELU" else torch.rnn_relu_cell
         lstm = rnn.mode == "LSTM"
-        if self.state is None:
-            zeros = x.new_zeros(rnn.num_layers, x.shape[0], rnn.hidden_size)
-            self.state = (zeros, zeros) if lstm else zeros
+        layers = self._layers
+        if layers is None:
+            zeros = x.new_zeros(x.shape[0], rnn.hidden_size)
+            layers = [(zeros, zeros) if lstm else zeros] * rnn.num_layers
         weights = rnn._flat_weights  # per layer: w_ih, w_hh[, b_ih, b_hh] (torch's own order)
         per_layer = len(weights) // rnn.num_layers
-        hs, cs = [], []
-        for layer in range(rnn.num_layers):
+        new = []
+        for layer, state in enumerate(layers):
             w = weights[layer * per_layer:(layer + 1) * per_layer]
             w_ih, w_hh, b_ih, b_hh = (w[0], w[1], w[2], w[3]) if rnn.bias else (w[0], w[1], None, None)
-            if lstm:
-                h, c = cell(x, (self.state[0][layer], self.state[1][layer]), w_ih, w_hh, b_ih, b_hh)
-                cs.append(c)
-            else:
-                h = cell(x, self.state[layer], w_ih, w_hh, b_ih, b_hh)
-            hs.append(h)
-            x = h
-        self.state = (torch.stack(hs), torch.stack(cs)) if lstm else torch.stack(hs)
+            state = cell(x, state, w_ih, w_hh, b_ih, b_hh)
+            new.append(state)
+            x = state[0] if lstm else state
+        self._layers = new
         return x
+
+    @property
+    def state(self):
+        """The recurrent state carried between steps: h, or (h, c) for an LSTM, each (L, B, H); None before
+        the first step."""
+        layers = self._layers
+        if layers is None:
+            return None
+        if isinstance(layers[0], tuple):
+            return torch.stack([h for h, _ in layers]), torch.stack([c for _, c in layers])
+        return torch.stack(layers)
+
+    @state.setter
+    def state(self, value) -> None:
+        if value is None:
+            self._layers = None
+        elif isinstance(value, tuple):  # an LSTM's (h, c)
+            self._layers = list(zip(value[0].unbind(0), value[1].unbind(0)))
+        else:
+            self._layers = list(value.unbind(0))
 
     def _reset(self) -> None:
         self.state = None

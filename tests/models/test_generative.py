@@ -165,3 +165,28 @@ def test_vae_temperature_scales_the_latent_draw():
         model.sample(3, y, temperature=0)
     with pytest.raises(ConfigError, match="temperature must be a positive number"):
         models.create_for("vae", INFO, temperature=-1.0)
+
+
+def test_vae_class_prior_kl_and_sampling_follow_the_class_gaussian():
+    """prior="class": the KL is against the class's learned Gaussian (zero when the posterior equals it),
+    and samples decode z = μ_y + T·σ_y·ε."""
+    model = models.create_for("vae", INFO, prior="class", latent=4).eval()
+    assert torch.equal(model.prior.weight, torch.zeros(10, 8))  # starts as N(0, I): the standard prior's KL
+    standard = models.create_for("vae", INFO, latent=4).eval()
+    standard.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("prior.")})
+    x, y = torch.randn(3, 1, 8, 8), torch.tensor([1, 2, 7])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, y), standard(x, y))
+        mean, logvar = model.encode(x, y)
+        model.prior.weight[y] = torch.cat([mean, logvar], 1)  # each class's prior = that image's posterior
+        assert torch.allclose(model(x, y)[:, 1], torch.zeros(3), atol=1e-5)
+        model.prior.weight[y] = torch.cat([mean + 2.0, logvar], 1)  # the same variances, the mean moved by 2
+        torch.testing.assert_close(model(x, y)[:, 1], 0.5 * (4.0 / logvar.exp()).sum(1))  # 0.5 Σ δ² / σ²
+        model.prior.weight[y] = torch.cat([mean, logvar], 1)
+        eps = torch.randn(3, 4, generator=torch.Generator().manual_seed(2))
+        expected = model.decode(mean + 0.5 * eps * (0.5 * logvar).exp(), y)
+        torch.testing.assert_close(model.sample(3, y, generator=torch.Generator().manual_seed(2), temperature=0.5), expected)
+    with pytest.raises(ConfigError, match="unconditional vae"):
+        models.create_for("vae", INFO, num_classes=0, prior="class")
+    with pytest.raises(ConfigError, match="prior must be one of"):
+        models.create_for("vae", INFO, prior="gaussian")

@@ -4,8 +4,9 @@ classes: the image generator of the `generate-image` task.
 The encoder (two stride-2 convolutions) maps an image (and its one-hot class, as extra constant
 channels) to the mean and log-variance of a Gaussian over a small latent z; the decoder (two stride-2
 transposed convolutions) maps z (and the one-hot class) back to an image. Training minimises the
-negative evidence lower bound per image: reconstruction error + beta × KL(q(z|x) ‖ N(0, I)).
-Sampling draws z ~ N(0, T²·I) (T, the temperature, is 1 unless set) and decodes it for the requested classes.
+negative evidence lower bound per image: reconstruction error + beta × KL(q(z|x) ‖ p(z|y)), the prior
+N(0, I) or, with `prior="class"`, a learned Gaussian per class. Sampling draws z from the prior with its
+std scaled by T (the temperature, 1 unless set) and decodes it for the requested classes.
 
 The model declares `Traits(serves_task="generate-image")`, so `gridseq train digits --model vae` trains a
 generator, not a classifier (see `gridseq.tasks.for_data`).
@@ -21,10 +22,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gridseq import shapes
-from gridseq._validation import check_int_tuple, check_positive_int, check_positive_number
+from gridseq._validation import check_choice, check_int_tuple, check_positive_int, check_positive_number
 from gridseq.errors import ConfigError, ShapeError
 from gridseq.models import registry
 from gridseq.models.traits import Traits
+
+
+PRIORS = ("standard", "class")
 
 
 def check_generator_shape(input_shape, name: str) -> tuple[int, int, int]:
@@ -73,6 +77,9 @@ class VAEConfig:
         temperature: the std of z when sampling, z ~ N(0, T²·I) (Kingma & Dhariwal 2018): below 1
             draws nearer the prior's centre, trading variety for typical images. Training does not use
             it; `gridseq sample --temperature` overrides it. Default: 1.0.
+        prior: p(z | y): "standard" (N(0, I) for every class) or "class" (a learned diagonal Gaussian
+            per class, N(μ_y, diag σ_y²), as in Sohn et al. 2015's conditional prior: the KL pulls each
+            class's posteriors to its own region and sampling draws from it). Default: "standard".
     """
 
     input_shape: tuple[int, ...]
@@ -82,6 +89,7 @@ class VAEConfig:
     beta: float = 1.0
     noise_std: float = 0.5
     temperature: float = 1.0
+    prior: str = "standard"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", check_generator_shape(self.input_shape, "vae"))
@@ -90,6 +98,10 @@ class VAEConfig:
         check_positive_int(self.latent, "latent")
         for name in ("beta", "noise_std", "temperature"):
             check_positive_number(getattr(self, name), name)
+        check_choice(self.prior, "prior", PRIORS)
+        if self.prior == "class" and self.num_classes == 0:
+            raise ConfigError("prior='class' learns one Gaussian per class; an unconditional vae (num_classes=0) has none. "
+                              "Use prior='standard'.")
 
 
 class VAE(nn.Module):
@@ -133,6 +145,18 @@ class VAE(nn.Module):
             nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),  # (B, c1, H/2, W/2)
             nn.ConvTranspose2d(c1, c, 4, 2, 1),  # (B, C, H, W), unbounded: the data are normalised, not in [0, 1]
         )
+        # prior="class": each class's prior mean and log-variance, starting at N(0, I)
+        self.prior = nn.Embedding(k, 2 * config.latent) if config.prior == "class" else None
+        if self.prior is not None:
+            nn.init.zeros_(self.prior.weight)
+
+    def prior_stats(self, y: Tensor | None, n: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """p(z | y): (mean, log-variance), each (n, latent) — zeros for the standard prior."""
+        if self.prior is None:
+            zeros = like.new_zeros(n, self.config.latent)
+            return zeros, zeros
+        mean, logvar = self.prior(y).chunk(2, dim=1)
+        return mean, logvar.clamp(-10.0, 10.0)
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """q(z | x, y): (mean, log-variance), each (B, latent)."""
@@ -154,18 +178,22 @@ class VAE(nn.Module):
         mean, logvar = self.encode(x, y)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean  # reparameterisation
         recon = ((self.decode(z, y) - x) ** 2).flatten(1).sum(1) / (2 * self.config.noise_std**2)  # (B,)
-        kl = 0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum(1)  # KL(N(mean, var) ‖ N(0, I)), (B,)
+        p_mean, p_logvar = self.prior_stats(y, x.shape[0], mean)
+        # KL(N(mean, var) ‖ N(p_mean, p_var)), (B,); with the standard prior: 0.5 Σ (mean² + var − 1 − log var)
+        kl = 0.5 * (p_logvar - logvar + (logvar.exp() + (mean - p_mean) ** 2) / p_logvar.exp() - 1).sum(1)
         return torch.stack([recon, self.config.beta * kl], 1)  # (B, 2)
 
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None, *, generator: torch.Generator | None = None,
                temperature: float | None = None) -> Tensor:
-        """`n` images decoded from z ~ N(0, T²·I) (for classes `y` (n,) when conditional); T is
-        `temperature`, by default the config's."""
+        """`n` images decoded from z ~ N(μ_y, T²·σ_y²) — N(0, T²·I) with the standard prior — (for classes `y`
+        (n,) when conditional); T is `temperature`, by default the config's."""
         t = self.config.temperature if temperature is None else check_positive_number(temperature, "temperature")
         device = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent, generator=generator).to(device) * t
-        return self.decode(z, None if y is None else y.to(device))
+        y = None if y is None else check_labels(y.to(device), self.config.num_classes, n, "vae")
+        eps = torch.randn(n, self.config.latent, generator=generator).to(device)
+        mean, logvar = self.prior_stats(y, n, eps)
+        return self.decode(mean + eps * t * (0.5 * logvar).exp(), y)
 
 
 def generator_from_info(info) -> dict:

@@ -50,11 +50,14 @@ def _finished(db: Path, name: str | None = None) -> list:
 
 
 def _running(db: Path) -> bool:
-    """Whether a trial is RUNNING, read without opening an Optuna storage: opening one creates the schema,
-    which races with the process that is creating it (a UNIQUE failure on alembic_version, seen in CI)."""
+    """Whether a RUNNING trial is training (it has reported an epoch, so all its parameters are drawn: a kill
+    between two suggestions leaves a failed trial with part of them, seen in CI). Read without opening an
+    Optuna storage: opening one creates the schema, which races with the process that is creating it (a UNIQUE
+    failure on alembic_version, seen in CI)."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
-            return con.execute("SELECT count(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0] > 0
+            return con.execute("SELECT count(*) FROM trials t JOIN trial_intermediate_values v ON v.trial_id = t.trial_id"
+                               " WHERE t.state = 'RUNNING'").fetchone()[0] > 0
     except sqlite3.Error:  # the study is being created
         return False
 

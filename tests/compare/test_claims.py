@@ -116,5 +116,46 @@ def test_evaluate_claims_returns_every_claim_with_a_known_verdict():
                     gradient_first_to_last=[1e-8])]
     card = claims.evaluate_claims(models, higher_is_better=True)
     assert [c["id"] for c in card] == ["cnn_train_faster", "cnn_fewer_parameters", "rnn_variable_length", "rnn_memory",
-                                       "vanishing_gradients"]
+                                       "vanishing_gradients", "published_ordering"]
     assert all(c["verdict"] in claims.VERDICTS and c["evidence"] for c in card)
+
+
+BAI = {"source": "Bai et al. 2018", "metric": "accuracy", "values": {"tcn": 0.990, "gru": 0.962, "lstm": 0.872}}
+
+
+@pytest.mark.parametrize("scores,expected", [
+    ({"tcn": [0.985, 0.984], "gru": [0.95, 0.96], "lstm": [0.90, 0.91]}, HOLDS),  # tcn > gru > lstm in both seeds
+    ({"tcn": [0.94, 0.93], "gru": [0.97, 0.97], "lstm": [0.90, 0.91]}, FAILS),  # gru beats tcn in both seeds
+    ({"tcn": [0.985, 0.93], "gru": [0.95, 0.97], "lstm": [0.90, 0.91]}, MIXED),  # the seeds disagree
+    ({"tcn": [0.962, 0.963], "gru": [0.960, 0.960], "lstm": [0.90, 0.91]}, MIXED),  # tcn and gru inside the tie margin
+])
+def test_published_ordering_flips_with_the_numbers(scores, expected):
+    models = [model(name, "recurrent" if name != "tcn" else "convolutional", metric=v) for name, v in scores.items()]
+    card = claims.published_ordering(models, BAI, primary="accuracy", higher_is_better=True)
+    assert card["verdict"] == expected
+    assert card["evidence"]["published_ranking"] == "tcn > gru > lstm"
+
+
+def test_published_ordering_judges_only_the_models_present_and_the_pairs_the_paper_separates():
+    # lstm not compared: only tcn vs gru is judged; mlp has no published figure and is ignored
+    models = [model("tcn", "convolutional", metric=[0.98]), model("gru", "recurrent", metric=[0.96]),
+              model("mlp", "dense", metric=[0.99])]
+    card = claims.published_ordering(models, BAI, primary="accuracy", higher_is_better=True)
+    assert card["verdict"] == HOLDS and list(card["evidence"]["published"]) == ["tcn", "gru"]
+    # a published near-tie (0.570 vs 0.567, inside the tolerance) is not judged either way
+    shuffled = {"source": "x", "metric": "accuracy", "values": {"mlp": 0.68, "cnn": 0.567, "gru": 0.570}}
+    models = [model("cnn", "convolutional", metric=[0.60]), model("gru", "recurrent", metric=[0.50]),
+              model("mlp", "dense", metric=[0.70])]
+    card = claims.published_ordering(models, shuffled, primary="accuracy", higher_is_better=True)
+    assert card["verdict"] == HOLDS and card["evidence"]["per_seed"][0]["swapped"] == []
+
+
+@pytest.mark.parametrize("references,primary,present,reason", [
+    (None, "accuracy", ("tcn", "gru"), "no published figures"),
+    (BAI, "accuracy", ("tcn", "mlp"), "needs at least two"),
+    (BAI, "macro_f1", ("tcn", "gru"), "the published figures are accuracy"),
+])
+def test_published_ordering_not_measured(references, primary, present, reason):
+    models = [model(n, "convolutional", metric=[0.9]) for n in present]
+    card = claims.published_ordering(models, references, primary=primary, higher_is_better=True)
+    assert card["verdict"] == NOT_MEASURED and reason in card["evidence"]["reason"]

@@ -52,10 +52,11 @@ def test_report_json_has_the_schema_of_the_issue(report):
     assert len(gru["gradient_flow"]["trained"]) == 16 and set(gru["gradient_flow"]["first_to_last_trained"]) == {"0", "1"}
     assert next(m for m in data["models"] if m["name"] == "tcn")["receptive_field"] == 61
     assert {c["id"] for c in data["claims"]} == {"cnn_train_faster", "cnn_fewer_parameters", "rnn_variable_length",
-                                                "rnn_memory", "vanishing_gradients"}
+                                                "rnn_memory", "vanishing_gradients", "published_ordering"}
     assert all(c["verdict"] in VERDICTS for c in data["claims"])
     assert data["environment"]["torch"] and data["environment"]["torch_threads"] >= 1
     assert rep.verdicts()["rnn_memory"] == "not measured"  # no length sweep here
+    assert rep.verdicts()["published_ordering"] == "not measured"  # no published figures for this data
     assert CompareReport.read(out).data == data
 
 

@@ -110,6 +110,11 @@ def claim_numbers(claim: dict[str, Any]) -> str:
         trained = e["first_to_last_trained"]
         parts = [f"{name}: " + ", ".join(num(v, 2) for v in by_seed.values()) for name, by_seed in trained.items()]
         return "‖∂L/∂h_1‖/‖∂L/∂h_T‖ after training — " + "; ".join(parts)
+    if cid == "published_ordering":
+        per = "; ".join(f"seed {s}: " + ", ".join(f"{n} {num(v, 4)}" for n, v in r["scores"].items())
+                        + (f" (swapped: {', '.join(r['swapped'])})" if r["swapped"] else "")
+                        + (f" (tied: {', '.join(r['tied'])})" if r["tied"] else "") for s, r in e["per_seed"].items())
+        return f"published {e['published_ranking']} ({e['source']}) — {per}"
     return ""
 
 

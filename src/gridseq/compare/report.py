@@ -160,7 +160,8 @@ def build(raw) -> CompareReport:
 
 def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The claims card of a report dictionary: computed from the numbers report.json holds, nothing else."""
-    return claims_mod.evaluate_claims(claim_inputs(report), higher_is_better=report["task"]["higher_is_better"])
+    return claims_mod.evaluate_claims(claim_inputs(report), higher_is_better=report["task"]["higher_is_better"],
+                                      references=report.get("references"), primary=report["task"]["primary"])
 
 
 def claim_inputs(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -190,3 +190,40 @@ def test_vae_class_prior_kl_and_sampling_follow_the_class_gaussian():
         models.create_for("vae", INFO, num_classes=0, prior="class")
     with pytest.raises(ConfigError, match="prior must be one of"):
         models.create_for("vae", INFO, prior="gaussian")
+
+
+def test_vae_fitted_prior_tracks_each_class_posterior_means_and_samples_from_them():
+    """prior="fitted": training steps move each class's running mean and covariance towards the posterior
+    means of its images (classes absent from a batch keep theirs); the KL stays the standard one; samples
+    decode z = m_y + T·L_y·ε with L_y the Cholesky factor of the class's covariance."""
+    model = models.create_for("vae", INFO, prior="fitted", latent=4)
+    assert torch.equal(model.fit_mean, torch.zeros(10, 4)) and torch.equal(model.fit_second, torch.eye(4).repeat(10, 1, 1))
+    standard = models.create_for("vae", INFO, latent=4).eval()
+    standard.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("fit_")})
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([1, 1, 1, 7, 7, 7])
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x, y), standard(x, y))  # the KL is against N(0, I)
+        before = model.fit_mean.clone(), model.fit_second.clone()
+        model.eval()(x, y)
+        assert torch.equal(model.fit_mean, before[0])  # evaluation does not move the fit
+        model.train()
+        for _ in range(2000):
+            model(x, y)
+        mean, _ = model.encode(x, y)
+        for c, rows in ((1, slice(0, 3)), (7, slice(3, 6))):
+            z = mean[rows]
+            torch.testing.assert_close(model.fit_mean[c], z.mean(0), atol=1e-3, rtol=0)
+            torch.testing.assert_close(model.fit_second[c], z.T @ z / 3, atol=1e-3, rtol=0)
+        untouched = [c for c in range(10) if c not in (1, 7)]
+        assert torch.equal(model.fit_mean[untouched], before[0][untouched])
+        model.eval()
+        m, chol = model.fitted_stats(torch.tensor([1, 7]))
+        cov = chol @ chol.mT
+        torch.testing.assert_close(cov[0], torch.cov(mean[:3].T, correction=0), atol=1e-3, rtol=0)
+        ys = torch.tensor([7, 1])
+        eps = torch.randn(2, 4, generator=torch.Generator().manual_seed(3))
+        m, chol = model.fitted_stats(ys)
+        expected = model.decode(m + 0.5 * (chol @ eps[:, :, None]).squeeze(2), ys)
+        torch.testing.assert_close(model.sample(2, ys, generator=torch.Generator().manual_seed(3), temperature=0.5), expected)
+    with pytest.raises(ConfigError, match="unconditional vae"):
+        models.create_for("vae", INFO, num_classes=0, prior="fitted")

@@ -6,7 +6,9 @@ channels) to the mean and log-variance of a Gaussian over a small latent z; the 
 transposed convolutions) maps z (and the one-hot class) back to an image. Training minimises the
 negative evidence lower bound per image: reconstruction error + beta × KL(q(z|x) ‖ p(z|y)), the prior
 N(0, I) or, with `prior="class"`, a learned Gaussian per class. Sampling draws z from the prior with its
-std scaled by T (the temperature, 1 unless set) and decodes it for the requested classes.
+std scaled by T (the temperature, 1 unless set) and decodes it for the requested classes; with
+`prior="fitted"` it draws from a full-covariance Gaussian per class fitted to the training images'
+posterior means instead (ex-post density estimation, Ghosh et al. 2020), while the KL stays against N(0, I).
 
 The model declares `Traits(serves_task="generate-image")`, so `gridseq train digits --model vae` trains a
 generator, not a classifier (see `gridseq.tasks.for_data`).
@@ -28,7 +30,8 @@ from gridseq.models import registry
 from gridseq.models.traits import Traits
 
 
-PRIORS = ("standard", "class")
+PRIORS = ("standard", "class", "fitted")
+FIT_MOMENTUM = 0.01  # prior="fitted": how far each training batch moves its classes' running moments
 
 
 def check_generator_shape(input_shape, name: str) -> tuple[int, int, int]:
@@ -79,7 +82,11 @@ class VAEConfig:
             it; `gridseq sample --temperature` overrides it. Default: 1.0.
         prior: p(z | y): "standard" (N(0, I) for every class) or "class" (a learned diagonal Gaussian
             per class, N(μ_y, diag σ_y²), as in Sohn et al. 2015's conditional prior: the KL pulls each
-            class's posteriors to its own region and sampling draws from it). Default: "standard".
+            class's posteriors to its own region and sampling draws from it), or "fitted" (train against
+            N(0, I), sample from N(m_y, T²·S_y): the running mean m_y and full covariance S_y of the
+            posterior means of class y's training images, updated in every training step like BatchNorm's
+            statistics — ex-post density estimation, Ghosh et al. 2020 — so samples come from where the
+            encoder puts real images, not from the prior's holes). Default: "standard".
     """
 
     input_shape: tuple[int, ...]
@@ -99,9 +106,9 @@ class VAEConfig:
         for name in ("beta", "noise_std", "temperature"):
             check_positive_number(getattr(self, name), name)
         check_choice(self.prior, "prior", PRIORS)
-        if self.prior == "class" and self.num_classes == 0:
-            raise ConfigError("prior='class' learns one Gaussian per class; an unconditional vae (num_classes=0) has none. "
-                              "Use prior='standard'.")
+        if self.prior != "standard" and self.num_classes == 0:
+            raise ConfigError(f"prior={self.prior!r} keeps one Gaussian per class; an unconditional vae (num_classes=0) "
+                              "has none. Use prior='standard'.")
 
 
 class VAE(nn.Module):
@@ -149,6 +156,9 @@ class VAE(nn.Module):
         self.prior = nn.Embedding(k, 2 * config.latent) if config.prior == "class" else None
         if self.prior is not None:
             nn.init.zeros_(self.prior.weight)
+        if config.prior == "fitted":  # per class: running E[μ] and E[μ μᵀ] of the posterior means, from N(0, I)
+            self.register_buffer("fit_mean", torch.zeros(k, config.latent))
+            self.register_buffer("fit_second", torch.eye(config.latent).repeat(k, 1, 1))
 
     def prior_stats(self, y: Tensor | None, n: int, like: Tensor) -> tuple[Tensor, Tensor]:
         """p(z | y): (mean, log-variance), each (n, latent) — zeros for the standard prior."""
@@ -174,8 +184,29 @@ class VAE(nn.Module):
             z = torch.cat([z, F.one_hot(y, self.config.num_classes).to(z.dtype)], 1)
         return self.decoder(self.from_latent(z).view(-1, *self.small))
 
+    @torch.no_grad()
+    def _update_fit(self, mean: Tensor, y: Tensor) -> None:
+        """Move each class present in the batch's running moments towards its batch moments."""
+        onehot = F.one_hot(y, self.config.num_classes).to(mean.dtype)  # (B, K)
+        counts = onehot.sum(0)  # (K,)
+        present = counts > 0
+        n = counts[present, None]
+        batch_mean = (onehot.T @ mean)[present] / n  # (k, L)
+        batch_second = torch.einsum("bk,bi,bj->kij", onehot, mean, mean)[present] / n[..., None]  # (k, L, L)
+        self.fit_mean[present] = torch.lerp(self.fit_mean[present], batch_mean, FIT_MOMENTUM)
+        self.fit_second[present] = torch.lerp(self.fit_second[present], batch_second, FIT_MOMENTUM)
+
+    def fitted_stats(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """prior="fitted": each class's running mean (n, L) and the Cholesky factor of its covariance (n, L, L)."""
+        mean = self.fit_mean[y]
+        cov = self.fit_second[y] - mean[:, :, None] * mean[:, None, :]
+        eye = torch.eye(self.config.latent, dtype=mean.dtype, device=mean.device)
+        return mean, torch.linalg.cholesky(0.5 * (cov + cov.mT) + 1e-5 * eye)
+
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         mean, logvar = self.encode(x, y)
+        if self.training and self.config.prior == "fitted":
+            self._update_fit(mean.detach(), y)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if self.training else mean  # reparameterisation
         recon = ((self.decode(z, y) - x) ** 2).flatten(1).sum(1) / (2 * self.config.noise_std**2)  # (B,)
         p_mean, p_logvar = self.prior_stats(y, x.shape[0], mean)
@@ -186,12 +217,15 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None, *, generator: torch.Generator | None = None,
                temperature: float | None = None) -> Tensor:
-        """`n` images decoded from z ~ N(μ_y, T²·σ_y²) — N(0, T²·I) with the standard prior — (for classes `y`
-        (n,) when conditional); T is `temperature`, by default the config's."""
+        """`n` images decoded from z ~ N(μ_y, T²·σ_y²) — N(0, T²·I) with the standard prior, N(m_y, T²·S_y) with
+        the fitted one — (for classes `y` (n,) when conditional); T is `temperature`, by default the config's."""
         t = self.config.temperature if temperature is None else check_positive_number(temperature, "temperature")
         device = next(self.parameters()).device
         y = None if y is None else check_labels(y.to(device), self.config.num_classes, n, "vae")
         eps = torch.randn(n, self.config.latent, generator=generator).to(device)
+        if self.config.prior == "fitted":
+            mean, chol = self.fitted_stats(y)
+            return self.decode(mean + t * (chol @ eps[:, :, None]).squeeze(2), y)
         mean, logvar = self.prior_stats(y, n, eps)
         return self.decode(mean + eps * t * (0.5 * logvar).exp(), y)
 

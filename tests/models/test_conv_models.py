@@ -228,6 +228,17 @@ def test_tcn_is_causal_and_its_receptive_field_is_exact(weight_norm):
     assert delta[t + rf - 1] > 0 and delta[t + rf:].max() == 0 and delta[:t].max() == 0
 
 
+@pytest.mark.parametrize("dataset", ["seq-mnist", "pmnist"])
+def test_tcn_defaults_for_pixel_mnist_let_the_last_step_see_every_pixel(dataset):
+    """The last step pools the sequence: its receptive field must cover all 784 pixels, with Bai et al.'s widths."""
+    from gridseq import defaults
+
+    settings = defaults.lookup(dataset, "tcn")["model"]
+    model = create("tcn", input_size=1, num_classes=10, **settings)
+    assert model.config.pooling == "last" and model.config.receptive_field >= 784
+    assert sum(p.numel() for p in model.parameters()) < 70_000  # the paper's ~70K-parameter budget
+
+
 @pytest.mark.parametrize("pooling", ["last", "mean"])
 def test_tcn_pooling_reads_only_valid_steps(pooling):
     model = create("tcn", input_size=2, num_classes=3, channels=8, pooling=pooling).eval()

@@ -77,7 +77,7 @@ def check_finite(x: Tensor, name: str = "x") -> Tensor:
     """Raise ShapeError if a float tensor holds NaN or Inf (they would silently poison training)."""
     # a finite sum proves every value finite (NaN and Inf propagate) in one reduction without a mask; only a
     # sum that is not (those values, or finite ones overflowing) needs the exact, element-wise look
-    if x.is_floating_point() and not _CHECKED.get() and not math.isfinite(float(x.sum())) and not bool(torch.isfinite(x).all()):
+    if x.is_floating_point() and not _CHECKED.get() and not math.isfinite(float(x.detach().sum())) and not bool(torch.isfinite(x).all()):
         n_nan = int(torch.isnan(x).sum())
         n_inf = int(torch.isinf(x).sum())
         raise ShapeError(

@@ -24,6 +24,8 @@ import copy
 from typing import Any
 
 # The numbers are starting points for a laptop CPU (a minute or two per run), not tuned optima.
+_PIXEL_TCN = {"train": {"epochs": 8, "batch_size": 64, "lr": 2e-3, "scheduler": "cosine"},
+              "model": {"channels": 25, "num_levels": 8, "kernel_size": 7, "dropout": 0.05}}  # seq-mnist, pmnist
 TABLE: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("*", "*"): {"train": {"epochs": 10}},
     # class folders of photos, chosen on validation with 2,000 photos at 96x96 for 3 epochs (no augmentation;
@@ -59,10 +61,8 @@ TABLE: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     # channels, kernel 7 — a 3,061-step receptive field —, dropout 0.05, Adam 2e-3, batch 64), for a CPU
     # budget of 8 epochs with a cosine decay (the paper: 20 epochs at a constant rate); ~7 min per epoch on
     # one core
-    ("seq-mnist", "tcn"): {"train": {"epochs": 8, "batch_size": 64, "lr": 2e-3, "scheduler": "cosine"},
-                           "model": {"channels": 25, "num_levels": 8, "kernel_size": 7, "dropout": 0.05}},
-    ("pmnist", "tcn"): {"train": {"epochs": 8, "batch_size": 64, "lr": 2e-3, "scheduler": "cosine"},
-                        "model": {"channels": 25, "num_levels": 8, "kernel_size": 7, "dropout": 0.05}},
+    ("seq-mnist", "tcn"): _PIXEL_TCN,
+    ("pmnist", "tcn"): _PIXEL_TCN,
     # conditional DCGAN on Fashion-MNIST (docs/generation.md): the DCGAN recipe (constant lr 2e-4, no weight
     # decay, Adam β1 0.5 from the model), not the classifiers' one-cycle 3e-3; one run, seed 0, val
     # class_accuracy 0.33 / 0.68 / 0.73 / 0.84 / 0.86 and fid 290 / 254 / 216 / 188 / 140 after epochs 1/3/5/10/15

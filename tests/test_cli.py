@@ -208,6 +208,19 @@ def test_flags_beat_the_defaults_table_and_unset_flags_are_not_passed(capsys, tm
     assert "gridseq: INFO: model 'gru' does not take image data" in err  # -v logs the decisions
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["--augment", "--train.augment={\"rotation\": 0}"], {"rotation": 0}),  # the flag keeps the settings given
+    (["--augment"], {"flip": 0.0}),  # ... and the table's
+    (["--no-augment"], False),  # off beats the table's settings
+    (["--train.augment=true"], True),
+])
+def test_the_augment_flag_keeps_the_augmentation_settings(capsys, tmp_path, monkeypatch, fake_fit, argv, expected):
+    monkeypatch.setattr(defaults, "TABLE", {("digits", "cnn"): {"train": {"augment": {"flip": 0.0}}, "model": {}}})
+    code, _, err = run(capsys, "train", "digits", "--model", "cnn", *argv, "--run-dir", tmp_path / "r")
+    assert code == 0, err
+    assert fake_fit.calls[0][2]["augment"] == expected
+
+
 def test_an_image_folder_trains_with_the_image_folder_defaults(capsys, tmp_path, monkeypatch, fake_fit):
     folder = _image_folder(tmp_path / "photos")
     monkeypatch.setattr(defaults, "TABLE", {("*", "*"): {"train": {"epochs": 10}},

@@ -138,7 +138,11 @@ def _train(args, raw_overrides: dict[str, str]) -> int:
 
     data, spec, reader = recipe.load_for_model(args.dataset, entry.name, seed=args.seed, view=args.view, options=options)
     table = defaults.lookup(args.dataset, entry.name, reader=reader)
-    train_kw = {**table["train"], **overrides["train"], **{k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}}
+    flags = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    settings = {**table["train"], **overrides["train"]}
+    if flags.get("augment") is True and isinstance(settings.get("augment"), dict):
+        del flags["augment"]  # --augment turns augmentation on; the policy's settings (--train.augment or the table) stay
+    train_kw = {**settings, **flags}
     model_kw = {**{k: v for k, v in table["model"].items() if k in _fields(entry)}, **model_kw}
     if args.cv:
         return _cross_validate(args, entry, data, model_kw, train_kw, run_dir, spec)

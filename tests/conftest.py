@@ -15,6 +15,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_dir(tmp_path_factory):
+    """gridseq's disk cache (the generate-image scoring classifiers) in a folder of this session, never the home's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRIDSEQ_CACHE_DIR", str(tmp_path_factory.mktemp("gridseq-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -1,5 +1,5 @@
 """The generate-image task: the Fréchet distance against a reference computation, the metrics on real
-images (the floor), a short training run end to end, and (slow) the conditional VAE's ≥ 90% target."""
+images (the floor), the scoring classifier's disk cache, a short training run end to end, and (slow) the conditional VAE's ≥ 90% target."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,9 @@ import torch
 
 import gridseq
 from gridseq import models, tasks
+from gridseq.data.contract import Split
 from gridseq.errors import ShapeError
+from gridseq.tasks import generate_image
 from gridseq.tasks.generate_image import GenerationMetrics, frechet_distance, train_classifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,6 +46,82 @@ def test_real_images_score_the_classifier_accuracy_and_zero_fid(digits):
     accuracy = float((classifier(test.x).argmax(1) == test.y).float().mean())
     assert scores["class_accuracy"] == pytest.approx(accuracy) and accuracy > 0.9
     assert scores["fid"] == pytest.approx(0.0, abs=1e-6)
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def small(digits):
+    """600 digits: a classifier of its own (its own digest), trained in a second or two."""
+    return Split(digits.train.x[:600], digits.train.y[:600])
+
+
+def test_the_classifier_is_read_back_from_disk_by_a_later_process(digits, small, monkeypatch, tmp_path):
+    monkeypatch.setenv("GRIDSEQ_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(generate_image, "_classifiers", {})
+    trained = _weights(train_classifier(small, digits.info))
+    files = list((tmp_path / "classifiers").glob("digits-*.safetensors"))
+    assert len(files) == 1 and not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+    monkeypatch.setattr(generate_image, "_classifiers", {})  # a new process: nothing in memory
+    monkeypatch.setattr(generate_image, "_fit_classifier", lambda *a: pytest.fail("trained again instead of read"))
+    again = train_classifier(small, digits.info)
+    assert _same(_weights(again), trained) and not again.training
+    assert not any(p.requires_grad for p in again.parameters())
+
+
+def test_other_training_images_get_another_classifier_file(digits, small, monkeypatch, tmp_path):
+    monkeypatch.setenv("GRIDSEQ_CACHE_DIR", str(tmp_path))
+    a = generate_image.classifier_digest(small, digits.info)
+    flipped = small.x.clone()
+    flipped[0, 0, 0, 0] += 1.0  # one pixel of one image
+    assert generate_image.classifier_digest(Split(flipped, small.y), digits.info) != a
+    labels = small.y.clone()
+    labels[0] = (labels[0] + 1) % 10
+    assert generate_image.classifier_digest(Split(small.x, labels), digits.info) != a
+    monkeypatch.setitem(generate_image.CLASSIFIER, "epochs", 3)
+    assert generate_image.classifier_digest(small, digits.info) != a  # other settings, another classifier
+
+
+def test_an_unreadable_cache_file_is_retrained_and_replaced(digits, small, monkeypatch, tmp_path):
+    monkeypatch.setenv("GRIDSEQ_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(generate_image, "_classifiers", {})
+    trained = _weights(train_classifier(small, digits.info))
+    [path] = (tmp_path / "classifiers").glob("*.safetensors")
+    path.write_bytes(b"not a safetensors file")
+    monkeypatch.setattr(generate_image, "_classifiers", {})
+    assert _same(_weights(train_classifier(small, digits.info)), trained)  # retrained: one thread, the same weights
+    assert path.stat().st_size > 1000  # and written again
+
+
+def test_an_unwritable_cache_folder_costs_only_the_cache(digits, small, monkeypatch, tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("GRIDSEQ_CACHE_DIR", str(blocker))
+    monkeypatch.setattr(generate_image, "_classifiers", {})
+    with caplog.at_level("WARNING", logger="gridseq.tasks.generate_image"):
+        model = train_classifier(small, digits.info)
+    assert not model.training and "not cached" in caplog.text
+
+
+def test_the_classifier_does_not_depend_on_the_callers_thread_count(digits, small, monkeypatch):
+    monkeypatch.setattr(generate_image, "_classifiers", {})
+    one = _weights(train_classifier(small, digits.info, cache=False))
+    monkeypatch.setattr(generate_image, "_classifiers", {})
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        two = _weights(train_classifier(small, digits.info, cache=False))
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+    assert _same(one, two)
 
 
 def test_metrics_accumulate_loss_terms_and_samples(digits):

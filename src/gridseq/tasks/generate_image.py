@@ -3,7 +3,12 @@
 A generator's loss is its own (the model returns per-image loss terms: a VAE's reconstruction and KL,
 a DCGAN's generator and discriminator losses); the task sums them. Quality is measured on samples with
 a *frozen gridseq CNN classifier trained on the real training images* (seeded, trained once per
-process and dataset, never on val or test):
+training set and kept on disk, never on val or test):
+
+The classifier is trained on one thread (its weights then do not depend on the caller's thread count) and
+kept on disk, `$GRIDSEQ_CACHE_DIR/classifiers/` (default `$XDG_CACHE_HOME/gridseq`, i.e. `~/.cache/gridseq`),
+under a digest of its settings, the torch version and the training images and labels: the first
+evaluation on a dataset trains it (minutes for MNIST-sized data), every later process reads it back.
 
 - `class_accuracy`: the fraction of class-conditional samples the classifier labels as the class they
   were asked for (one sample per evaluated item, for that item's class).
@@ -21,45 +26,112 @@ task on an image classification dataset; see `gridseq.tasks.for_data`.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from gridseq._atomic import atomic_write
 from gridseq.data.contract import Batch, DatasetInfo, Split
-from gridseq.errors import ConfigError, DataError, ShapeError
+from gridseq.errors import CheckpointError, ConfigError, DataError, OutputError, ShapeError
 from gridseq.models.traits import traits, unwrap
 from gridseq.tasks.base import Metrics, Task, register
 
+_logger = logging.getLogger(__name__)
+
 CLASSIFIER = {"model": "cnn", "channels": (32, 64), "hidden": 64, "epochs": 15, "batch_size": 64, "lr": 2e-3, "seed": 0}
 SAMPLE_SEED = 1234  # the evaluation samples' latent draws: the same every epoch, so scores are comparable
-_classifiers: dict[tuple, nn.Module] = {}  # trained classifiers by training data, for this process
+CACHE_ENV = "GRIDSEQ_CACHE_DIR"
+_classifiers: dict[str, nn.Module] = {}  # trained classifiers by digest, for this process
 
 
-def train_classifier(split: Split, info: DatasetInfo) -> nn.Module:
-    """The frozen scoring classifier: a gridseq `cnn` trained on `split` (fixed seed and settings,
-    `CLASSIFIER`), cached per process by the data, in eval mode with gradients off."""
-    key = (info.name, tuple(split.x.shape), float(split.x.double().sum()), int(split.y.sum()))
-    if key in _classifiers:
-        return _classifiers[key]
+def cache_dir() -> Path:
+    """Where gridseq keeps what it can recompute: `$GRIDSEQ_CACHE_DIR`, else `$XDG_CACHE_HOME/gridseq`,
+    else `~/.cache/gridseq`."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gridseq"
+
+
+def classifier_digest(split: Split, info: DatasetInfo) -> str:
+    """A digest of what the scoring classifier's weights depend on: its settings, the torch version,
+    the input shape, the class count, and the training images and labels, byte for byte."""
+    h = hashlib.sha256(json.dumps({"settings": CLASSIFIER, "torch": torch.__version__.split("+")[0],
+                                   "input_shape": list(info.input_shape), "num_classes": info.num_classes},
+                                  sort_keys=True).encode())
+    for t in (split.x, split.y):
+        t = t.detach().contiguous().cpu()
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def _create_classifier(info: DatasetInfo) -> nn.Module:
     from gridseq.models import create
 
+    return create(CLASSIFIER["model"], input_shape=tuple(info.input_shape), num_classes=info.num_classes,
+                  channels=CLASSIFIER["channels"], hidden=CLASSIFIER["hidden"])
+
+
+def _fit_classifier(split: Split, info: DatasetInfo) -> nn.Module:
     cfg = CLASSIFIER
     gen = torch.Generator().manual_seed(cfg["seed"])
+    threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):  # leave the caller's random stream as it was
         torch.manual_seed(cfg["seed"])
-        model = create(cfg["model"], input_shape=tuple(info.input_shape), num_classes=info.num_classes,
-                       channels=cfg["channels"], hidden=cfg["hidden"])
-        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-        model.train()
-        for _ in range(cfg["epochs"]):
-            for index in torch.randperm(len(split), generator=gen).split(cfg["batch_size"]):
-                loss = nn.functional.cross_entropy(model(split.x[index]), split.y[index])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        torch.set_num_threads(1)  # the same weights whatever the caller's thread count
+        try:
+            model = _create_classifier(info)
+            opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+            model.train()
+            for _ in range(cfg["epochs"]):
+                for index in torch.randperm(len(split), generator=gen).split(cfg["batch_size"]):
+                    loss = nn.functional.cross_entropy(model(split.x[index]), split.y[index])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+        finally:
+            torch.set_num_threads(threads)
+    return model
+
+
+def train_classifier(split: Split, info: DatasetInfo, *, cache: bool = True) -> nn.Module:
+    """The frozen scoring classifier: a gridseq `cnn` trained on `split` (fixed seed and settings,
+    `CLASSIFIER`, one thread), in eval mode with gradients off; kept for the process and, with `cache`,
+    on disk (`cache_dir()`), keyed by `classifier_digest`. A cache file that cannot be read is retrained
+    and replaced; a cache folder that cannot be written only costs the next process the training."""
+    from gridseq.io import load_state_dict
+
+    digest = classifier_digest(split, info)
+    if digest in _classifiers:
+        return _classifiers[digest]
+    path = cache_dir() / "classifiers" / f"{info.name}-{digest}.safetensors"
+    model = None
+    if cache and path.is_file():
+        model = _create_classifier(info)
+        try:
+            model.load_state_dict(load_state_dict(path))
+            _logger.info("scoring classifier read from %s", path)
+        except (CheckpointError, RuntimeError) as e:
+            _logger.warning("the cached scoring classifier %s is unreadable (%s); training it again", path, e)
+            model = None
+    if model is None:
+        _logger.info("training the scoring classifier on %d %s images (once; cached in %s)", len(split), info.name, path.parent)
+        model = _fit_classifier(split, info)
+        if cache:
+            from safetensors.torch import save_model
+
+            try:
+                atomic_write(path, lambda tmp: save_model(model, tmp))
+            except OutputError as e:
+                _logger.warning("the scoring classifier is not cached: %s", e)
     model.eval().requires_grad_(False)
-    _classifiers[key] = model
+    _classifiers[digest] = model
     return model
 
 

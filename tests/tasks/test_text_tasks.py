@@ -118,6 +118,22 @@ def test_seq2seq_metrics_score_free_decoding():
         task.check_split(Split(torch.zeros(1, 2, dtype=torch.int64), torch.tensor([[5, 6]])), "train")
 
 
+def test_seq2seq_teacher_forces_only_up_to_the_batchs_longest_target():
+    torch.manual_seed(0)
+    model = gridseq.models.create("seq2seq", vocab_size=12, num_classes=10, hidden_size=8, embedding_dim=4, mode="gru",
+                                  attention="luong")
+    x, lengths = torch.randint(4, 12, (3, 5)), torch.tensor([5, 4, 2])
+    y = torch.tensor([[5, 6, EOS, PAD, PAD, PAD, PAD], [7, EOS, PAD, PAD, PAD, PAD, PAD], [8, 9, 6, EOS, PAD, PAD, PAD]])
+    batch, task = Batch(x, y, lengths), Seq2SeqTask()
+    output = task.forward(model.train(), batch)
+    assert output.shape == (3, 4, 10)  # the split pads to 7; this batch's longest target is 4
+    full = model(x, lengths, target=y)  # every padded step, as before: the same loss
+    want = torch.nn.functional.cross_entropy(full.flatten(0, 1), y.flatten(), ignore_index=PAD)
+    assert torch.allclose(task.loss(output, batch), want, atol=1e-6)
+    with pytest.raises(gridseq.errors.ShapeError, match=r"got \(3, 7, 10\)"):
+        task.loss(full, batch)
+
+
 def test_generate_is_seeded_and_greedy_equals_recomputing_the_history():
     data, vocab = _lm_data("hello world, hello there. " * 20, chunk=8)
     torch.manual_seed(0)

@@ -28,7 +28,7 @@ from gridseq.data.vocab import Vocab
 from gridseq.errors import ConfigError, DataError, ShapeError
 from gridseq.models.traits import unwrap
 from gridseq.tasks.base import register
-from gridseq.tasks.seq2seq import Seq2SeqMetrics, Seq2SeqTask, strip
+from gridseq.tasks.seq2seq import Seq2SeqMetrics, Seq2SeqTask, strip, trim_targets
 
 ORDER = 4  # BLEU-4
 
@@ -137,7 +137,7 @@ class CaptionTask(Seq2SeqTask):
         return " ".join(str(i) for i in strip(ids))
 
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
-        logits = model(batch.x, target=batch.y)
+        logits = model(batch.x, target=trim_targets(batch.y))
         if not model.training:
             inner = unwrap(model)  # DDP wraps the model; generate lives on the inner one
             limit = self.max_length or batch.y.shape[1] + 8  # room to see overlong captions as errors
@@ -150,10 +150,11 @@ class CaptionTask(Seq2SeqTask):
 
     def _check_output(self, output: Tensor, batch: Batch) -> None:
         wrong_vocab = self.num_classes is not None and output.dim() == 3 and output.shape[2] != self.num_classes
-        if output.dim() != 3 or output.shape[:2] != batch.y.shape[:2] or wrong_vocab:
+        y = trim_targets(batch.y)
+        if output.dim() != 3 or output.shape[:2] != y.shape[:2] or wrong_vocab:
             v = self.num_classes if self.num_classes is not None else "V"
-            raise ShapeError(f"caption expects teacher-forced logits of shape (B, U, {v}) = {(*batch.y.shape, v)}, "
-                             f"got {tuple(output.shape)}.")
+            raise ShapeError(f"caption expects teacher-forced logits of shape (B, U, {v}) = {(*y.shape, v)} (U: the batch's "
+                             f"longest caption), got {tuple(output.shape)}.")
 
     def metrics(self) -> CaptionMetrics:
         return CaptionMetrics(self)

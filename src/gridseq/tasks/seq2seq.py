@@ -42,6 +42,14 @@ def edit_distance(a: list[int], b: list[int]) -> int:
     return previous[-1]
 
 
+def trim_targets(y: Tensor) -> Tensor:
+    """`y` (B, U) without its trailing all-`<pad>` columns: a split pads every target to its longest, so a
+    batch of short targets would otherwise be teacher-forced (and its logits formed) over all U steps.
+    Targets are left-aligned (tokens, `<eos>`, then padding), so nothing but padding is cut."""
+    filled = (y != PAD).any(0).nonzero()
+    return y[:, : int(filled[-1]) + 1] if len(filled) else y[:, :1]
+
+
 def strip(ids: list[int]) -> list[int]:
     """Token ids up to (not including) the first `<eos>`, without padding."""
     out = []
@@ -120,7 +128,7 @@ class Seq2SeqTask(Task):
         return self.info is not None and type(self).metrics is Seq2SeqTask.metrics and is_translation(self.info.preprocessing)
 
     def forward(self, model: nn.Module, batch: Batch) -> Tensor:
-        logits = model(batch.x, batch.lengths, target=batch.y)
+        logits = model(batch.x, batch.lengths, target=trim_targets(batch.y))
         if not model.training:
             inner = unwrap(model)
             limit = self.max_length or batch.y.shape[1] + 8  # room to see overlong outputs as errors
@@ -132,13 +140,15 @@ class Seq2SeqTask(Task):
         return model.generate(batch.x, batch.lengths, beam=options.get("beam", 1))
 
     def _check_output(self, output: Tensor, batch: Batch) -> None:
-        if output.dim() != 3 or output.shape[:2] != batch.y.shape[:2] or (self.num_classes is not None and output.shape[2] != self.num_classes):
+        y = trim_targets(batch.y)
+        if output.dim() != 3 or output.shape[:2] != y.shape[:2] or (self.num_classes is not None and output.shape[2] != self.num_classes):
             v = self.num_classes if self.num_classes is not None else "V"
-            raise ShapeError(f"seq2seq expects teacher-forced logits of shape (B, U, {v}) = {(*batch.y.shape, v)}, got {tuple(output.shape)}.")
+            raise ShapeError(f"seq2seq expects teacher-forced logits of shape (B, U, {v}) = {(*y.shape, v)} (U: the batch's "
+                             f"longest target), got {tuple(output.shape)}.")
 
     def loss(self, output: Tensor, batch: Batch) -> Tensor:
         self._check_output(output, batch)
-        return F.cross_entropy(output.flatten(0, 1), batch.y.flatten(), ignore_index=PAD)
+        return F.cross_entropy(output.flatten(0, 1), trim_targets(batch.y).flatten(), ignore_index=PAD)
 
     def metrics(self) -> Seq2SeqMetrics:
         if self.translation:

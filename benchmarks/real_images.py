@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.timing import machine
 from benchmarks.ucr_table import append
 from gridseq import cli, defaults
+from gridseq.data.augment.images import ImageAugment
 from gridseq.train import read_history
 
 # (dataset, model) cells; the GRU reads each image as 28 rows of 28 pixels (the row view, chosen by the CLI)
@@ -77,6 +78,8 @@ def record_of(run_dir: Path, threads: int, epochs: int | None = None) -> dict:
     dataset, model, seed = config["data"]["name"], config["model"]["name"], config["seed"]
     settings = defaults.lookup(dataset, model)
     expected = {**settings["train"], **({"epochs": epochs} if epochs else {})}
+    if isinstance(expected.get("augment"), dict):  # a run records the whole policy, as ImageAugment.to_json writes it
+        expected["augment"] = ImageAugment(mean=(0.0,), std=(1.0,), **expected["augment"]).to_json()
     differ = {k: (config["train"].get(k), v) for k, v in expected.items() if config["train"].get(k) != v}
     differ.update({k: (config["model"]["config"].get(k), v) for k, v in settings["model"].items()
                    if config["model"]["config"].get(k) != (list(v) if isinstance(v, tuple) else v)})

@@ -56,6 +56,12 @@ TABLE: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
                                    "crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0), "flip": 0.0, "rotation": 0.0,
                                    "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "erase": 0.5}}},
     ("fashion-mnist", "gru"): {"model": {"hidden_size": 128, "bidirectional": True}},
+    # the small resnet (1.2M parameters, full-resolution stem on 28x28): 20 epochs of the same one-cycle
+    # recipe with random erasing (p 0.5) plus flips and a mild crop (area 0.8-1) — best val 0.9422 (epoch 20)
+    # against 0.9420 (epoch 17) with erasing alone, seed 0, one thread each, ~125 s per epoch
+    ("fashion-mnist", "resnet"): {"train": {"epochs": 20, "augment": {
+        "crop_scale": (0.8, 1.0), "crop_ratio": (0.9, 1.1111), "flip": 0.5, "rotation": 0.0,
+        "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "erase": 0.5}}},
     # sequential and permuted MNIST (784 pixels, one per step; docs/datasets.md "Sequential and permuted
     # MNIST"): the TCN of Bai, Kolter & Koltun 2018's seq-MNIST experiment as published (8 levels of 25
     # channels, kernel 7 — a 3,061-step receptive field —, dropout 0.05, Adam 2e-3, batch 64), for a CPU

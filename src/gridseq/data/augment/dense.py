@@ -80,7 +80,7 @@ class _DenseAugment:
                 for f in fields(self) if f.name not in ("mean", "std")}
 
     def _images(self, x: Tensor, index: Tensor, seed: int, epoch: int) -> tuple[Tensor, Tensor, Tensor]:
-        """(augmented images, the items' draws (B, 9), the sampling grid (B, H, W, 2)) for images x (B, C, H, W)."""
+        """(augmented images, the items' draws (B, 11), the sampling grid (B, H, W, 2)) for images x (B, C, H, W)."""
         d = self._image.draws(index, seed, epoch)
         grid = F.affine_grid(ImageAugment._matrix(d), list(x.shape), align_corners=False).to(x.dtype)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)

@@ -12,6 +12,10 @@ pixel units ([0, 1]) and the batch comes back normalised as it went in. Random e
 Erasing Data Augmentation", AAAI) do: the rectangle's area share and aspect ratio are drawn from
 `erase_scale` and `erase_ratio`, retried up to 10 times until it fits, from a generator of its own,
 `numpy.random.default_rng([seed, epoch, item, 7])`, so turning it on leaves the other draws unchanged.
+A translation (off unless `translate` > 0) shifts each item by up to that share of its side in x and y, the
+padded random crop of the CIFAR and Fashion-MNIST recipes (`translate=4/28`: ±4 pixels of 28), drawn from
+`numpy.random.default_rng([seed, epoch, item, 11])` and rounded to whole pixels of the batch's size, so an
+image that is only shifted is not resampled between pixels; the border is reflected.
 
     >>> import torch
     >>> aug = ImageAugment(mean=(0.5,), std=(0.25,))
@@ -55,6 +59,8 @@ class ImageAugment:
         erase_scale: the erased rectangle's share of the image's area is drawn from this range.
             Default: (0.02, 0.4), the paper's.
         erase_ratio: its aspect ratio (H/W) is drawn log-uniformly from this range. Default: (0.3, 3.3).
+        translate: the largest shift, as a share of the side, in each of x and y (each drawn uniformly
+            from [-translate, translate]), in [0, 0.5]. Default: 0 (off).
     """
 
     mean: tuple[float, ...]
@@ -69,6 +75,7 @@ class ImageAugment:
     erase: float = 0.0
     erase_scale: tuple[float, float] = (0.02, 0.4)
     erase_ratio: tuple[float, float] = (0.3, 3.3)
+    translate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("crop_scale", "erase_scale"):
@@ -82,6 +89,8 @@ class ImageAugment:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}.")
+        if isinstance(self.translate, bool) or not isinstance(self.translate, (int, float)) or not 0 <= self.translate <= 0.5:
+            raise ConfigError(f"translate must be a share of the side in [0, 0.5] (e.g. 4/28 for 4 pixels of 28), got {self.translate!r}.")
         if isinstance(self.rotation, bool) or not isinstance(self.rotation, (int, float)) or not 0 <= self.rotation <= 180:
             raise ConfigError(f"rotation must be a number of degrees in [0, 180], got {self.rotation!r}.")
         if len(self.mean) != len(self.std):
@@ -97,13 +106,14 @@ class ImageAugment:
         return cls(mean=mean, std=std, **overrides)
 
     def to_json(self) -> dict[str, Any]:
-        # without erasing, its settings are left out: a run recorded before erasing existed resumes unchanged
-        skip = ("mean", "std") + (("erase", "erase_scale", "erase_ratio") if not self.erase else ())
+        # without erasing or translation, their settings are left out: a run recorded before they existed resumes unchanged
+        skip = ("mean", "std") + (("erase", "erase_scale", "erase_ratio") if not self.erase else ()) + (("translate",) if not self.translate else ())
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items() if k not in skip}
 
     def draws(self, items: Tensor, seed: int, epoch: int) -> Tensor:
-        """(B, 9) float32: each item's crop w, h (shares of the side), centre x, y (in [-1, 1]), flip sign,
-        angle (radians), brightness, contrast and saturation factors, from `default_rng([seed, epoch, item])`."""
+        """(B, 11) float32: each item's crop w, h (shares of the side), centre x, y (in [-1, 1]), flip sign,
+        angle (radians), brightness, contrast and saturation factors, from `default_rng([seed, epoch, item])`,
+        then its shift in x and y (shares of the side; zero unless `translate`)."""
         return torch.from_numpy(np.stack([self._draw(int(i), seed, epoch) for i in items.tolist()])).float()
 
     def _draw(self, item: int, seed: int, epoch: int) -> np.ndarray:
@@ -115,12 +125,15 @@ class ImageAugment:
         sign = -1.0 if rng.random() < self.flip else 1.0
         angle = math.radians(rng.uniform(-self.rotation, self.rotation))
         jitter = rng.uniform(-1, 1, size=3) * (self.brightness, self.contrast, self.saturation) + 1
-        return np.array([w, h, cx, cy, sign, angle, *jitter], dtype=np.float64)
+        shift = np.random.default_rng([seed, epoch, item, 11]).uniform(-1, 1, size=2) * self.translate if self.translate else (0.0, 0.0)
+        return np.array([w, h, cx, cy, sign, angle, *jitter, *shift], dtype=np.float64)
 
     @staticmethod
     def _matrix(d: Tensor) -> Tensor:
-        """(B, 2, 3): output point (u, v) in [-1, 1]^2 -> input point centre + R(angle) @ diag(sign * w, h) @ (u, v)."""
+        """(B, 2, 3): output point (u, v) in [-1, 1]^2 -> input point centre + shift + R(angle) @ diag(sign * w, h) @ (u, v)."""
         w, h, cx, cy, sign, angle = d[:, :6].unbind(1)
+        if d.shape[1] > 9:  # the shift, a share of the side: 2x that in [-1, 1] coordinates
+            cx, cy = cx + 2 * d[:, 9], cy + 2 * d[:, 10]
         cos, sin = torch.cos(angle), torch.sin(angle)
         return torch.stack([
             torch.stack([cos * w * sign, -sin * h, cx], 1),
@@ -137,7 +150,12 @@ class ImageAugment:
                 h0 * m10 / w, h0 * m11 / h, h0 / 2 * (1 + cy - m10 - m11))
 
     def geometry(self, x: Tensor, d: Tensor) -> Tensor:
-        """The crops, flips and rotations of `d` applied to images x (B, C, H, W) already at their size."""
+        """The crops, flips, rotations and shifts of `d` applied to images x (B, C, H, W) already at their size
+        (the shifts rounded to whole pixels)."""
+        if self.translate:
+            d = d.clone()
+            d[:, 9] = torch.round(d[:, 9] * x.shape[3]) / x.shape[3]
+            d[:, 10] = torch.round(d[:, 10] * x.shape[2]) / x.shape[2]
         grid = F.affine_grid(self._matrix(d), list(x.shape), align_corners=False)
         return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
 

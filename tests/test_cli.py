@@ -198,6 +198,7 @@ def test_flags_beat_the_defaults_table_and_unset_flags_are_not_passed(capsys, tm
     assert code == 0
     assert kw["epochs"] == 7 and kw["lr"] == 0.002 and kw["patience"] == 4  # table, flag, dotted
     assert kw["monitor"] == "macro_f1"
+    assert "label_smoothing" not in kw  # unset: fit's default
     assert "batch_size" not in kw and "optimizer" not in kw  # unset: fit's own defaults decide
     assert model.config.hidden_size == 5 and model.config.num_layers == 2  # dotted flag beats table
     assert model.config.bidirectional is False  # the model's default
@@ -206,6 +207,12 @@ def test_flags_beat_the_defaults_table_and_unset_flags_are_not_passed(capsys, tm
     assert kw["data_spec"] == {"name": "digits", "seed": 0, "view": "sequence", "options": {}}
     assert "accuracy" in out and str(tmp_path / "r") in out
     assert "gridseq: INFO: model 'gru' does not take image data" in err  # -v logs the decisions
+
+
+def test_label_smoothing_flag_reaches_fit(capsys, tmp_path, fake_fit):
+    code, _, err = run(capsys, "train", "digits", "--model", "cnn", "--label-smoothing", "0.1", "--run-dir", tmp_path / "r")
+    assert code == 0, err
+    assert fake_fit.calls[0][2]["label_smoothing"] == 0.1
 
 
 @pytest.mark.parametrize("argv, expected", [

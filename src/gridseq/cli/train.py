@@ -25,7 +25,7 @@ _logger = logging.getLogger(__name__)
 _MODEL_FLAGS = {"hidden_size": "--hidden-size", "num_layers": "--num-layers", "bidirectional": "--bidirectional", "dropout": "--dropout"}
 # train flags → gridseq.train.fit keyword arguments
 _TRAIN_FLAGS = ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "grad_clip", "patience", "monitor", "device",
-                "checkpoint_every", "precision", "augment")
+                "checkpoint_every", "precision", "augment", "label_smoothing")
 # fit() arguments the command sets itself, so --train.KEY may not
 _FIT_MANAGED = {"model", "data", "seed", "run_dir", "resume", "progress", "data_spec", "callbacks"}
 _RUN_FILES = ("config.json", "model.safetensors", "metrics.json", "history.jsonl", "cv.json")
@@ -50,6 +50,8 @@ def register(sub, parents) -> None:
     t.add_argument("--weight-decay", type=non_negative_float)
     t.add_argument("--scheduler", help="learning-rate schedule, e.g. cosine, none")
     t.add_argument("--grad-clip", type=non_negative_float, help="clip the gradient norm to this value (0: off)")
+    t.add_argument("--label-smoothing", type=non_negative_float, metavar="EPS",
+                   help="smooth the training targets of classification, tagging and seq2seq: (1 - EPS)·one-hot + EPS/K (e.g. 0.1)")
     t.add_argument("--patience", type=positive_int, help="stop after this many epochs without a better validation score")
     t.add_argument("--monitor", metavar="METRIC",
                    help="the validation metric that picks the best epoch and drives --patience, e.g. macro_f1 (default: the task's primary)")

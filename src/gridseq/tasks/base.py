@@ -121,6 +121,9 @@ class Task(ABC):
     # why the items of this task's data are not exchangeable, so k-fold cross-validation does not apply to it
     # (`gridseq.train.cross_validate`), or None
     not_exchangeable: ClassVar[str | None] = None
+    # whether the loss is a cross-entropy over classes that `fit(label_smoothing=)` may smooth (`training_loss`)
+    smooths_labels: ClassVar[bool] = False
+    label_smoothing: float = 0.0  # set by the trainer; evaluation losses never smooth
 
     def __init__(self, info: DatasetInfo | None = None):
         self.info = info
@@ -134,6 +137,12 @@ class Task(ABC):
     @abstractmethod
     def loss(self, output: Tensor, batch: Batch) -> Tensor:
         """The mean loss of `output` against `batch.y`, a scalar tensor with a gradient."""
+
+    def training_loss(self, output: Tensor, batch: Batch) -> Tensor:
+        """The loss the optimiser minimises: `loss`, with `label_smoothing` where the task takes it."""
+        if self.label_smoothing:
+            return self.loss(output, batch, label_smoothing=self.label_smoothing)
+        return self.loss(output, batch)
 
     @abstractmethod
     def metrics(self) -> Metrics:

@@ -96,6 +96,7 @@ class ClassifyTask(Task):
     """
 
     name = "classify"
+    smooths_labels = True
     topologies = ("one-to-one", "many-to-one")
     record_key = "label"
     options: ClassVar[dict] = {"top_k": None, "invert": False}
@@ -110,9 +111,9 @@ class ClassifyTask(Task):
             hint = " It has a time axis: a many-to-many model returns one output per step; use a many-to-one model." if output.dim() == 3 else ""
             raise ShapeError(f"classify expects model output of shape (B, {k}) logits, got {tuple(output.shape)}.{hint}")
 
-    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+    def loss(self, output: Tensor, batch: Batch, *, label_smoothing: float = 0.0) -> Tensor:
         self._check_output(output)
-        return F.cross_entropy(output, batch.y)
+        return F.cross_entropy(output, batch.y, label_smoothing=label_smoothing)
 
     def metrics(self) -> ConfusionMetrics:
         return ConfusionMetrics(self.num_classes)

@@ -106,6 +106,7 @@ class Seq2SeqTask(Task):
     """
 
     name = "seq2seq"
+    smooths_labels = True
     topologies = ("encoder-decoder",)
     record_key = "output"
     options: ClassVar[dict] = {"beam": 1}
@@ -146,9 +147,10 @@ class Seq2SeqTask(Task):
             raise ShapeError(f"seq2seq expects teacher-forced logits of shape (B, U, {v}) = {(*y.shape, v)} (U: the batch's "
                              f"longest target), got {tuple(output.shape)}.")
 
-    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+    def loss(self, output: Tensor, batch: Batch, *, label_smoothing: float = 0.0) -> Tensor:
         self._check_output(output, batch)
-        return F.cross_entropy(output.flatten(0, 1), trim_targets(batch.y).flatten(), ignore_index=PAD)
+        return F.cross_entropy(output.flatten(0, 1), trim_targets(batch.y).flatten(), ignore_index=PAD,
+                               label_smoothing=label_smoothing)
 
     def metrics(self) -> Seq2SeqMetrics:
         if self.translation:

@@ -60,6 +60,7 @@ class TagTask(Task):
     """
 
     name = "tag"
+    smooths_labels = True
     topologies = ("many-to-many",)
     record_key = "labels"
     options: ClassVar[dict] = {"top_k": None}
@@ -75,10 +76,10 @@ class TagTask(Task):
             hint = " It has no time axis: use a per-step model (e.g. per_step=True)." if output.dim() == 2 else ""
             raise ShapeError(f"tag expects model output of shape (B, T, {k}) logits, got {tuple(output.shape)}.{hint}")
 
-    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+    def loss(self, output: Tensor, batch: Batch, *, label_smoothing: float = 0.0) -> Tensor:
         self._check_output(output)
         y = aligned_targets(output, batch.y)
-        return F.cross_entropy(output.flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+        return F.cross_entropy(output.flatten(0, 1), y.flatten(), ignore_index=IGNORE, label_smoothing=label_smoothing)
 
     def metrics(self) -> StepMetrics:
         return StepMetrics()

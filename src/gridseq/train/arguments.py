@@ -35,6 +35,9 @@ def check_fit_args(a: dict[str, Any]) -> None:
                           f"got {augment!r}.")
     if a["monitor"] is not None and (not isinstance(a["monitor"], str) or not a["monitor"]):
         raise ConfigError(f"monitor must be None (the task's primary metric) or a metric's name such as 'macro_f1', got {a['monitor']!r}.")
+    smoothing = a["label_smoothing"]
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+        raise ConfigError(f"label_smoothing must be a number in [0, 1) (e.g. 0.1), got {smoothing!r}.")
     for name in ("patience", "checkpoint_every"):
         if a[name] is not None:
             check_positive_int(a[name], name)

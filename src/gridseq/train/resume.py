@@ -78,6 +78,8 @@ def fingerprint(args: dict[str, Any], train_items: int, steps_per_epoch: int, wo
         fp["augment"] = args["augment"]  # True, or the policy's settings when they were given
     if args.get("monitor") is not None:  # recorded only when given, so checkpoints written before it existed resume
         fp["monitor"] = args["monitor"]
+    if args.get("label_smoothing"):  # likewise, only when on
+        fp["label_smoothing"] = args["label_smoothing"]
     return fp
 
 

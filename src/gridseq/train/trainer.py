@@ -28,6 +28,7 @@ from gridseq import tasks
 from gridseq.data.augment import augmentation_for
 from gridseq.data.contract import Batch, Dataset, Split
 from gridseq.errors import (
+    ConfigError,
     DataError,
     GridseqError,
     Interrupted,
@@ -84,6 +85,11 @@ class _Trainer:
         self.task = tasks.for_data(data.info, model)
         for name, split in data.splits().items():
             self.task.check_split(split, name)
+        if args["label_smoothing"]:
+            if not self.task.smooths_labels:
+                raise ConfigError(f"label_smoothing applies to the cross-entropy tasks (classify, tag, seq2seq, caption); this is "
+                                  f"a {self.task.name} task. Leave label_smoothing at 0.")
+            self.task.label_smoothing = float(args["label_smoothing"])
         if len(data.train) == 0:
             raise DataError(f"dataset {data.info.name!r} has an empty training split; fit needs at least one training item.")
 
@@ -212,7 +218,7 @@ class _Trainer:
             batch = self._to_device(next(batches))
             with precision.autocast(self.amp, self.device):
                 output = self.task.forward(self.net, batch)
-                loss = self.task.loss(output, batch)
+                loss = self.task.training_loss(output, batch)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 raise self._diverged(epoch, i, loss_value)
@@ -396,6 +402,7 @@ def fit(
     channels_last: bool | None = None,
     augment: bool | dict | None = None,
     monitor: str | None = None,
+    label_smoothing: float = 0.0,
 ) -> FitResult:
     """Train `model` on `data`, validating every epoch; the model ends with its best weights.
 
@@ -446,6 +453,10 @@ def fit(
             schedule, e.g. "macro_f1" for classification on unbalanced classes; smaller is better for
             `gridseq.tasks.LOWER_IS_BETTER` (loss, mse, mae, cer, fid, ...), larger for any other.
             None = the task's primary metric (accuracy for classification). Default: None.
+        label_smoothing: the share ε of each target's probability spread over all K classes in the
+            training loss, (1 - ε)·one-hot + ε/K (Szegedy et al. 2016), for the cross-entropy tasks
+            (classify, tag, seq2seq, caption); `train_loss` includes it, validation and test losses
+            never do, so they stay comparable across runs. In [0, 1). Default: 0.
 
     Distributed: with a torch.distributed process group running (under torchrun; see
     `gridseq.train.distributed.init_from_env` and docs/scaling.md) the model is wrapped in
@@ -478,7 +489,7 @@ def fit(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay,
         "scheduler": scheduler, "grad_clip": grad_clip, "patience": patience, "select": select, "seed": seed, "run_dir": run_dir,
         "device": device, "resume": resume, "checkpoint_every": checkpoint_every, "progress": progress, "precision": precision,
-        "channels_last": channels_last, "augment": augment, "monitor": monitor,
+        "channels_last": channels_last, "augment": augment, "monitor": monitor, "label_smoothing": label_smoothing,
     }
     check_fit_args(args)
     if not isinstance(data, Dataset):

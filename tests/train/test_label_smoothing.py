@@ -12,7 +12,7 @@ from gridseq.errors import ConfigError
 from gridseq.tasks import ClassifyTask, Seq2SeqTask
 from gridseq.train import fit
 
-FAST = dict(batch_size=16, lr=1e-2, progress=False)
+FAST = {"batch_size": 16, "lr": 1e-2, "progress": False}
 
 
 def _smoothed(logits, y, eps):

@@ -1,4 +1,5 @@
-"""Render a results JSON from run.py as the Markdown table of docs/PERFORMANCE.md.
+"""Render a results JSON from run.py as the Markdown table of docs/PERFORMANCE.md (a ratio measured round by
+round shows the range of its per-round ratios beside it).
 
     python -m benchmarks.report results.json [more.json ...]
 """
@@ -24,7 +25,8 @@ def markdown(paths: list[str]) -> str:
             fig = r["figures"]
             key = fig.get("samples_per_s") or fig.get("ms_per_step") or fig.get("ms_per_batch") or fig.get("ms_batch1") or {
                 k: fig[k] for k in ("achieved_gflops", "gemm_gflops") if k in fig}
-            rows.append(f"| {r['name']} | {_fmt(r['ratio'])} | {target} | {met} | {json.dumps(key)[:110]} |")
+            ratio = _fmt(r["ratio"]) + (" ({:.2f}–{:.2f})".format(*r["ratio_spread"]) if r.get("ratio_spread") else "")
+            rows.append(f"| {r['name']} | {ratio} | {target} | {met} | {json.dumps(key)[:110]} |")
     return "\n".join(rows)
 
 

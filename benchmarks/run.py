@@ -56,7 +56,8 @@ def print_table(entries: list[timing.Entry], header: dict) -> None:
         met = {True: "[green]yes[/]", False: "[red]no[/]", None: "report"}[e.met]
         if e.skipped:
             met = "skipped"
-        table.add_row(e.name, _fmt(e.ratio), target or "—", met, escape(e.note[:70]))
+        ratio = _fmt(e.ratio) + ("\n({:.2f}–{:.2f})".format(*e.spread) if e.spread else "")  # the per-round range
+        table.add_row(e.name, ratio, target or "—", met, escape(e.note[:70]))
     Console().print(table)
 
 

@@ -63,6 +63,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def paired_ratios(numerator: list[float], denominator: list[float]) -> list[float]:
+    """numerator[i] / denominator[i] for each interleaved round i: the two cases of a round ran back to back,
+    so a burst of load hits both, and the ratios' range says how far one round's ratio can be trusted."""
+    return [a / b for a, b in zip(numerator, denominator)]
+
+
 def summary(values: list[float]) -> dict[str, float]:
     """median / min / max of a list of seconds, rounded for the JSON."""
     return {"median_s": round(median(values), 6), "min_s": round(min(values), 6), "max_s": round(max(values), 6)}
@@ -82,6 +88,7 @@ class Entry:
     note: str = ""
     higher: bool = True
     skipped: bool = False
+    spread: tuple[float, float] | None = None  # the lowest and highest per-round ratio (`paired_ratios`)
 
     @property
     def met(self) -> bool | None:
@@ -94,6 +101,8 @@ class Entry:
                "met": self.met, "figures": self.figures}
         if not self.higher:
             out["direction"] = "at most"
+        if self.spread is not None:
+            out["ratio_spread"] = [round(self.spread[0], 4), round(self.spread[1], 4)]
         if self.note:
             out["note"] = self.note
         if self.skipped:
